@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds and runs every test: the plain build, the same suite under ASan+UBSan, and a
+# bounded libFuzzer run of the parser and checker. Exit status 0 only if all pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ATTNC_SETUP_ONLY=1 bash tools/setup.sh
+py="$(command -v python3)"
+jobs="$(nproc)"
+
+echo "== tests (build/)"
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DATTNC_SANITIZE=ON -DPython3_EXECUTABLE="$py" >/dev/null
+cmake --build build-asan -j"$jobs" >/dev/null
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
+
+echo "== fuzzing the parser and checker (build-fuzz/)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DATTNC_FUZZ=ON -DATTNC_LLVM=OFF \
+  -DPython3_EXECUTABLE="$py" >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_check >/dev/null
+corpus=$(mktemp -d)
+cp examples/*.attn "$corpus"/
+cp tests/diag/*.attn "$corpus"/ 2>/dev/null || true
+log="$corpus.log"
+set +e
+./build-fuzz/fuzz_check -max_total_time="${ATTNC_FUZZ_SECONDS:-60}" -max_len=4096 -timeout=10 \
+  -print_final_stats=1 "$corpus" >"$log" 2>&1
+rc=$?
+set -e
+grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' "$log" || true
+if [ "$rc" -ne 0 ]; then tail -n 60 "$log"; echo "fuzzer found a failure (exit $rc)"; exit 1; fi
+rm -rf "$corpus" "$log"
+echo "all test stages passed"
