@@ -174,6 +174,12 @@ static bool dtype_ok(const sig_tensor *s, attnc_dtype got) {
 bool sig_check(const sig_tensor *sig, int n_sig, const attnc_tensor *ts, int n, char *err, size_t errlen) {
     size_t pos = 0;
     if (err && errlen) err[0] = '\0';
+    for (int j = 0; j < n_sig; j++)
+        if (sig[j].ndim < 0) {
+            put(err, errlen, &pos, "tensor '%s' would need %d dimensions; attnc tensors have at most %d",
+                sig[j].name, -sig[j].ndim, ATTNC_MAX_DIMS);
+            return false;
+        }
     for (int i = 0; i < n; i++) {
         const attnc_tensor *t = &ts[i];
         if (!t->name) {
@@ -189,19 +195,14 @@ bool sig_check(const sig_tensor *sig, int n_sig, const attnc_tensor *ts, int n, 
         for (int j = 0; j < n_sig; j++)
             if (strcmp(sig[j].name, t->name) == 0) s = &sig[j];
         if (!s) {
-            const char *names[SIG_MAX_TENSORS];
+            const char *names[SIG_MAX_TENSORS] = { 0 };
             for (int j = 0; j < n_sig && j < SIG_MAX_TENSORS; j++) names[j] = sig[j].name;
-            const char *near = diag_closest(t->name, names, n_sig);
+            const char *near = diag_closest(t->name, names, n_sig < SIG_MAX_TENSORS ? n_sig : SIG_MAX_TENSORS);
             put(err, errlen, &pos, "unknown tensor '%s'", t->name);
             if (near) put(err, errlen, &pos, "; did you mean '%s'?", near);
             put(err, errlen, &pos, " (this kernel takes:");
             for (int j = 0; j < n_sig; j++) put(err, errlen, &pos, " %s", sig[j].name);
             put(err, errlen, &pos, ")");
-            return false;
-        }
-        if (s->ndim < 0) {
-            put(err, errlen, &pos, "tensor '%s' would need %d dimensions; attnc tensors have at most %d",
-                s->name, -s->ndim, ATTNC_MAX_DIMS);
             return false;
         }
         if (!dtype_ok(s, t->dtype)) {
@@ -228,11 +229,6 @@ bool sig_check(const sig_tensor *sig, int n_sig, const attnc_tensor *ts, int n, 
     }
     for (int j = 0; j < n_sig; j++) {
         if (sig[j].optional || sig_find(ts, n, sig[j].name)) continue;
-        if (sig[j].ndim < 0) {
-            put(err, errlen, &pos, "tensor '%s' would need %d dimensions; attnc tensors have at most %d",
-                sig[j].name, -sig[j].ndim, ATTNC_MAX_DIMS);
-            return false;
-        }
         put(err, errlen, &pos, "missing tensor '%s': expected %s ", sig[j].name, dtype_long_name(sig[j].dtype));
         put_expected(err, errlen, &pos, &sig[j]);
         return false;

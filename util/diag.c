@@ -40,18 +40,38 @@ void diag_report(diag_sink *d, diag_severity sev, src_loc loc, const char *fmt, 
     d->records[d->n_records++] = (diag_record){sev, loc, msg};
 }
 
+static int loc_before(src_loc a, src_loc b) {
+    return a.line < b.line || (a.line == b.line && a.col < b.col);
+}
+
 void diag_sort(diag_sink *d) {
-    /* Stable insertion sort: records are few, and equal locations keep report order. */
-    for (int i = 1; i < d->n_records; i++) {
-        diag_record r = d->records[i];
-        int j = i - 1;
-        while (j >= 0 && (d->records[j].loc.line > r.loc.line ||
-                          (d->records[j].loc.line == r.loc.line && d->records[j].loc.col > r.loc.col))) {
-            d->records[j + 1] = d->records[j];
+    /* A note belongs to the record before it, so groups (a record and its notes) move
+     * together, ordered by their head's location. Stable insertion sort over groups:
+     * records are few, and equal locations keep report order. */
+    int n = d->n_records;
+    if (n < 2) return;
+    diag_record *tmp = malloc((size_t)n * sizeof *tmp);
+    int *head = malloc((size_t)n * sizeof *head);   /* group start indices, in sorted order */
+    if (!tmp || !head) { free(tmp); free(head); return; }
+    int groups = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && d->records[i].severity == DIAG_NOTE) continue;
+        int j = groups++;
+        while (j > 0 && loc_before(d->records[i].loc, d->records[head[j - 1]].loc)) {
+            head[j] = head[j - 1];
             j--;
         }
-        d->records[j + 1] = r;
+        head[j] = i;
     }
+    int out = 0;
+    for (int g = 0; g < groups; g++) {
+        int i = head[g];
+        do tmp[out++] = d->records[i++];
+        while (i < n && d->records[i].severity == DIAG_NOTE);
+    }
+    memcpy(d->records, tmp, (size_t)n * sizeof *tmp);
+    free(tmp);
+    free(head);
 }
 
 static const char *sev_name(diag_severity s) {

@@ -1,0 +1,71 @@
+/* Tile plans for the CUDA kernels: which skeleton a kernel uses and, for the tensor-core
+ * skeleton, the tile shape, warp layout, pipeline depth, shared-memory map and a register
+ * estimate. Computed from the IR and the target arch alone, so the emitter, the launcher
+ * and the simulator tests agree on it (cuda-kernels.md §4). */
+#ifndef ATTNC_CUDA_PLAN_H
+#define ATTNC_CUDA_PLAN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "ir/ir.h"
+
+typedef enum cuda_kernel_kind {
+    CUDA_KIND_MMA,        /* bf16/f16 tensor cores: mma.sync + ldmatrix + cp.async (sm_80+) */
+    CUDA_KIND_SIMT,       /* fp32 or fallback: one warp per query row, any dtype */
+    CUDA_KIND_RECUR,      /* linear recurrence, one CTA per (batch, head), sequential in time */
+} cuda_kernel_kind;
+
+typedef struct cuda_plan {
+    cuda_kernel_kind kind;
+    int cc;                      /* compute capability, e.g. 80, 90 */
+    bool arch_specific;          /* sm_90a */
+    int smem_limit;              /* max dynamic shared memory per CTA on this arch (bytes) */
+    int threads;                 /* per CTA */
+    int dqk, dv;                 /* real head dims */
+    int pack;                    /* query heads packed into one tile's rows (GQA decode) */
+    bool v_in_k;                 /* MLA: V is the first dv columns of K */
+    bool splitkv;                /* decode: split-KV with a merge kernel, splits chosen at launch */
+
+    /* CUDA_KIND_MMA */
+    bool f16;                    /* f16 rather than bf16 operands */
+    int d, dvp;                  /* dims padded to 16 (zero-filled columns) */
+    int wr, wc;                  /* warp rows (16 query rows each) x warp columns (dv slices) */
+    int br, bc;                  /* rows and keys per tile */
+    int dvc;                     /* dv columns per warp column */
+    int stages;                  /* K/V buffers: 1 (FA2 schedule) or 2 (ring) */
+    bool q_in_regs;              /* Q fragments kept in registers for the whole loop */
+    int smem_q, smem_k, smem_v;  /* byte offsets of the regions */
+    int smem_k_stage, smem_v_stage;
+    int smem_bytes;              /* dynamic shared memory per CTA */
+    int est_regs;                /* register estimate per thread */
+
+    /* CUDA_KIND_SIMT */
+    int rows_per_cta;            /* one warp per row */
+
+    /* CUDA_KIND_RECUR */
+    int recur_threads;
+
+    char fwd_name[128];          /* kernel entry points */
+    char merge_name[128];
+} cuda_plan;
+
+/* Builds the plan for kernel k on arch ("sm_80", "sm_90a", ...). Fails with a message for
+ * kernels or archs the backend cannot handle. */
+bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *err, size_t errlen);
+
+/* Max dynamic shared memory per CTA (opt-in) for a compute capability. */
+int cuda_arch_smem_limit(int cc);
+
+/* Launch geometry. n_splits only matters for split-KV plans. */
+typedef struct cuda_grid {
+    unsigned gx, gy, gz, threads, smem;
+} cuda_grid;
+cuda_grid cuda_plan_fwd_grid(const cuda_plan *p, const ir_kernel *k, long long batch, long long seq_q,
+                             int n_splits);
+cuda_grid cuda_plan_merge_grid(const cuda_plan *p, const ir_kernel *k, long long batch, long long seq_q);
+
+/* Split count for split-KV decode: the FlashAttention heuristic on the CTA count
+ * (cuda-kernels.md §6); 1 when the grid already fills the device. */
+int cuda_plan_num_splits(const cuda_plan *p, const ir_kernel *k, long long batch, long long seq_q,
+                         long long seq_k, int sm_count);
+
+#endif

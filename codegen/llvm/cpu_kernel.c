@@ -1,0 +1,992 @@
+/* CPU kernel skeletons built with the LLVM C API: tiled online-softmax attention with
+ * split-KV and a log-sum-exp merge, specialised by the IR's constants, with the mask and
+ * score modifier inlined by the expression emitter (cpu_expr.c).
+ *
+ * Orientation. Everything is computed transposed, with query rows in vector lanes:
+ *   S^T[key][row] = sum_d K[key][d] * Q^T[d][row]     (K element broadcast, Q^T vector)
+ *   O^T[col][row] += sum_j V[j][col] * P^T[j][row]     (V element broadcast, P^T vector)
+ * so K and V are read in place (any strides, any dtype after staging) and never
+ * transposed, the online softmax state (max, sum, rescale) is per lane with no
+ * horizontal reductions, and the GQA heads of a kv head are simply more lanes: a work
+ * item holds R = Br positions x g heads rows (row r = position r / g, head r % g), so
+ * each K/V block is read once for all g heads.
+ *
+ * Work decomposition. Item = (q-block, batch, kv head, key split), heavy q-blocks first
+ * (bottom-right causal work grows with the q-block). Per item: stage Q^T (dtype
+ * conversion, scale * log2 e, RoPE) into per-thread scratch; for each key block of Bc
+ * keys (restricted to the mask band) stage K/V when needed (RoPE, bf16/f16, inner
+ * stride != 1), then for each panel of rows run the S micro-kernel (tiles of KT keys x
+ * RV vectors of rows, accumulators in SSA phis), the softmax update (per-lane max, exp2
+ * polynomial, sums) and the PV micro-kernel (KC columns x RV vectors). Panels are
+ * classified EMPTY / FULL / PARTIAL from the mask band; only PARTIAL panels evaluate
+ * the mask. Splits (decode: few items, many keys) write (m, l, O~) partials that
+ * phase 2 merges.
+ *
+ * Workspace = n_threads x per-thread scratch (constant, see thread_scratch_floats) +
+ * RoPE tables ((ceil(seq_k'/Bc) + Bc) x rotary pairs x 8 bytes with implicit
+ * positions; batch x seq_k x pairs x 8 (x3 for ReRoPE) with explicit ones) + split
+ * partials (batch x heads_kv x q-blocks x splits x (2 + d_v) x R_pad x 4 bytes, only
+ * when splitting). Nothing else is allocated per launch. */
+#include "codegen/llvm/cpu_kernel.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "codegen/llvm/cpu_cg.h"
+
+enum { PL_B, PL_SQ, PL_SK, PL_NT, PL_OFF, PL_NQ, PL_NKB, PL_NSPLIT, PL_CHUNK, PL_BASE, PL_ITEMS0, PL_ITEMS1,
+       PL_ITEMS2, PL_QSHIFT, PL_NHI, PL_TBLOFF, PL_PARTOFF, PL_WS, PL_N };
+
+enum { MAX_SPLITS = 64 };
+
+typedef struct kgen {
+    cg c;
+    const ir_kernel *k;
+    cpu_tiles tl;
+    cpu_abi abi;
+    int G, HQ, HKV, dq, dv, Br, R, R_pad, Bc, W, RPw;
+    int P, n_axes, ntab;
+    bool rope, rerope, explicit_pos, factored, dyn_ntk;
+    bool k_stage_ct, v_stage_ct;
+    const ir_expr *mask;            /* NULL when every key is visible */
+    bool mask_false;
+    double qscale;                  /* scale (x log2 e without a score modifier) */
+    LLVMTypeRef t_slot, t_args, t_pargs, t_pi64;
+    int64_t off_qT, off_qT2, off_oT, off_m, off_l, off_alpha, off_sT, off_kst, off_kst2, off_vst, off_cs, off_w;
+    int64_t T_floats;
+    LLVMValueRef g_inv_freq, g_pair_axis;
+    LLVMValueRef f_plan, f_strides, f_table, f_stage_q, f_stage_k, f_stage_v, f_s[2], f_pv[2], f_compute, f_merge;
+    LLVMValueRef f_malloc, f_free;
+} kgen;
+
+/* ---------------------------------------------------------------- small builders */
+
+#define BLD (g->c.b)
+static LLVMValueRef I(kgen *g, int64_t v) { return cg_i64(&g->c, v); }
+static LLVMValueRef add(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(BLD, a, b, ""); }
+static LLVMValueRef sub(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSub(BLD, a, b, ""); }
+static LLVMValueRef mul(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildMul(BLD, a, b, ""); }
+static LLVMValueRef sdiv(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSDiv(BLD, a, b, ""); }
+static LLVMValueRef srem(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSRem(BLD, a, b, ""); }
+static LLVMValueRef icmp(kgen *g, LLVMIntPredicate p, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildICmp(BLD, p, a, b, ""); }
+static LLVMValueRef sel(kgen *g, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSelect(BLD, c, a, b, ""); }
+static LLVMValueRef imin(kgen *g, LLVMValueRef a, LLVMValueRef b) { return cg_smin(&g->c, a, b); }
+static LLVMValueRef imax(kgen *g, LLVMValueRef a, LLVMValueRef b) { return cg_smax(&g->c, a, b); }
+static LLVMValueRef fadd(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(BLD, a, b, ""); }
+static LLVMValueRef fsub(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(BLD, a, b, ""); }
+static LLVMValueRef fmul(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(BLD, a, b, ""); }
+/* ceil(a / b) for a >= 0, b > 0. */
+static LLVMValueRef cdiv(kgen *g, LLVMValueRef a, LLVMValueRef b) { return sdiv(g, add(g, a, sub(g, b, I(g, 1))), b); }
+static LLVMValueRef fptr(kgen *g, LLVMValueRef base, LLVMValueRef idx) { return cg_gep(&g->c, g->c.t_f32, base, idx); }
+static LLVMValueRef ldf(kgen *g, LLVMValueRef p) { return cg_load(&g->c, g->c.t_f32, p, 4); }
+static void stf(kgen *g, LLVMValueRef v, LLVMValueRef p) { cg_store(&g->c, v, p, 4); }
+static LLVMValueRef ld64(kgen *g, LLVMValueRef base, int idx) {
+    return cg_load(&g->c, g->c.t_i64, cg_gep(&g->c, g->c.t_i64, base, I(g, idx)), 8);
+}
+static void st64(kgen *g, LLVMValueRef v, LLVMValueRef base, int idx) {
+    cg_store(&g->c, v, cg_gep(&g->c, g->c.t_i64, base, I(g, idx)), 8);
+}
+static LLVMValueRef param(kgen *g, int i) { return LLVMGetParam(g->c.fn, (unsigned)i); }
+
+static void begin_fn(kgen *g, LLVMValueRef fn) {
+    g->c.fn = fn;
+    LLVMPositionBuilderAtEnd(BLD, LLVMAppendBasicBlockInContext(g->c.ctx, fn, "entry"));
+}
+
+static LLVMValueRef entry_alloca(kgen *g, LLVMTypeRef t, int n) {
+    /* Allocas only in the entry block, so the stack does not grow in loops. */
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(BLD);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(g->c.fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first) LLVMPositionBuilderBefore(BLD, first);
+    else LLVMPositionBuilderAtEnd(BLD, entry);
+    LLVMValueRef a = LLVMBuildArrayAlloca(BLD, t, I(g, n), "");
+    LLVMSetAlignment(a, 16);
+    LLVMPositionBuilderAtEnd(BLD, cur);
+    return a;
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+static LLVMValueRef afield(kgen *g, LLVMValueRef A, int idx, LLVMTypeRef t) {
+    LLVMValueRef p = LLVMBuildStructGEP2(BLD, g->t_args, A, (unsigned)idx, "");
+    return cg_load(&g->c, t, p, 8);
+}
+
+static LLVMValueRef slot_data(kgen *g, LLVMValueRef A, int s) {
+    LLVMValueRef idx[3] = { I(g, 0), cg_i32(&g->c, 8), cg_i32(&g->c, s) };
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(BLD, g->t_args, A, idx, 3, "");
+    LLVMValueRef p = LLVMBuildStructGEP2(BLD, g->t_slot, slot, 0, "");
+    return cg_load(&g->c, g->c.t_pi8, p, 8);
+}
+
+static LLVMValueRef slot_raw_stride(kgen *g, LLVMValueRef A, int s, int d) {
+    LLVMValueRef idx[5] = { I(g, 0), cg_i32(&g->c, 8), cg_i32(&g->c, s), cg_i32(&g->c, 1), cg_i32(&g->c, d) };
+    return cg_load(&g->c, g->c.t_i64, LLVMBuildInBoundsGEP2(BLD, g->t_args, A, idx, 5, ""), 8);
+}
+
+/* Resolved strides S[slot*4 + d]. */
+static LLVMValueRef stride(kgen *g, LLVMValueRef S, int s, int d) { return ld64(g, S, s * 4 + d); }
+
+/* ---------------------------------------------------------------- element access */
+
+static LLVMValueRef load_elem(kgen *g, LLVMValueRef base_i8, LLVMValueRef idx) {
+    cg *c = &g->c;
+    switch (g->k->dtype) {
+    case IR_BF16: {
+        LLVMValueRef p = cg_gep(c, c->t_i16, cg_bitcast_ptr(c, base_i8, c->t_pi16), idx);
+        LLVMValueRef v = LLVMBuildZExt(BLD, cg_load(c, c->t_i16, p, 2), c->t_i32, "");
+        return LLVMBuildBitCast(BLD, LLVMBuildShl(BLD, v, cg_i32(c, 16), ""), c->t_f32, "");
+    }
+    case IR_F16: {
+        LLVMValueRef p = cg_gep(c, c->t_f16, cg_bitcast_ptr(c, base_i8, LLVMPointerType(c->t_f16, 0)), idx);
+        return LLVMBuildFPExt(BLD, cg_load(c, c->t_f16, p, 2), c->t_f32, "");
+    }
+    default:
+        return ldf(g, fptr(g, cg_bitcast_ptr(c, base_i8, c->t_pf32), idx));
+    }
+}
+
+static void store_elem(kgen *g, LLVMValueRef v, LLVMValueRef base_i8, LLVMValueRef idx) {
+    cg *c = &g->c;
+    switch (g->k->dtype) {
+    case IR_BF16: {
+        /* Round to nearest even; NaN stays a (quiet) NaN. */
+        LLVMValueRef bits = LLVMBuildBitCast(BLD, v, c->t_i32, "");
+        LLVMValueRef lsb = LLVMBuildAnd(BLD, LLVMBuildLShr(BLD, bits, cg_i32(c, 16), ""), cg_i32(c, 1), "");
+        LLVMValueRef r = add(g, add(g, bits, cg_i32(c, 0x7fff)), lsb);
+        LLVMValueRef h = LLVMBuildTrunc(BLD, LLVMBuildLShr(BLD, r, cg_i32(c, 16), ""), c->t_i16, "");
+        LLVMValueRef nan = LLVMBuildFCmp(BLD, LLVMRealUNO, v, v, "");
+        h = sel(g, nan, LLVMConstInt(c->t_i16, 0x7fc0, 0), h);
+        cg_store(c, h, cg_gep(c, c->t_i16, cg_bitcast_ptr(c, base_i8, c->t_pi16), idx), 2);
+        return;
+    }
+    case IR_F16: {
+        LLVMValueRef h = LLVMBuildFPTrunc(BLD, v, c->t_f16, "");
+        cg_store(c, h, cg_gep(c, c->t_f16, cg_bitcast_ptr(c, base_i8, LLVMPointerType(c->t_f16, 0)), idx), 2);
+        return;
+    }
+    default:
+        stf(g, v, fptr(g, cg_bitcast_ptr(c, base_i8, c->t_pf32), idx));
+    }
+}
+
+/* ---------------------------------------------------------------- ABI */
+
+void cpu_kernel_abi(const ir_kernel *k, cpu_abi *abi) {
+    sig_tensor sig[SIG_MAX_TENSORS];
+    int n = ir_signature(k, 1, 1, 1, sig);
+    memset(abi, 0, sizeof *abi);
+    abi->q = abi->k = abi->v = abi->positions = abi->first_input = abi->o = abi->lse = -1;
+    abi->n_slots = n;
+    for (int i = 0; i < n; i++) {
+        abi->name[i] = sig[i].name;
+        abi->optional[i] = sig[i].optional;
+        const char *s = sig[i].name;
+        if (!strcmp(s, "q")) abi->q = i;
+        else if (!strcmp(s, "k")) abi->k = i;
+        else if (!strcmp(s, "v")) abi->v = i;
+        else if (!strcmp(s, "positions")) abi->positions = i;
+        else if (!strcmp(s, "o")) abi->o = i;
+        else if (!strcmp(s, "lse")) abi->lse = i;
+        else if (abi->first_input < 0 && k->n_inputs > 0 && !strcmp(s, k->inputs[0].name)) abi->first_input = i;
+    }
+}
+
+void cpu_symbol(const ir_kernel *k, const char *suffix, char *out, size_t outlen) {
+    snprintf(out, outlen, "attnc_%s%s", k->name, suffix);
+}
+
+cpu_tiles cpu_tiles_for(const cpu_target *t) {
+    cpu_tiles tl;
+    tl.lanes = t->lanes;
+    if (t->lanes >= 16) {
+        /* 32 zmm: 6 keys x 4 vectors = 24 accumulators + 4 Q^T vectors, broadcasts folded
+         * into the FMAs ({1to16}). */
+        tl.s_keys_wide = 6; tl.s_vecs_wide = 4; tl.s_keys_narrow = 24;
+        tl.pv_cols_wide = 6; tl.pv_cols_narrow = 24;
+        tl.rows_target = 128;
+    } else {
+        /* 16 ymm: 4 keys x 3 vectors = 12 accumulators + 3 Q^T vectors + 1 broadcast. */
+        tl.s_keys_wide = 4; tl.s_vecs_wide = 3; tl.s_keys_narrow = 12;
+        tl.pv_cols_wide = 4; tl.pv_cols_narrow = 12;
+        tl.rows_target = t->lanes * 12;
+    }
+    tl.block_keys = 96;   /* a multiple of every tile's key count */
+    return tl;
+}
+
+/* ---------------------------------------------------------------- support check */
+
+static bool uses_var(const ir_expr *e, ir_var v) { return e && ir_expr_uses_var(e, v); }
+
+const char *cpu_kernel_unsupported(const ir_kernel *k, const cpu_target *t) {
+    if (k->family == IR_RECURRENCE) return "recurrences are not yet supported on the cpu target";
+    if (k->dtype == IR_F16 && t->x86 && !t->f16c)
+        return "f16 tensors need F16C on the cpu target (this machine lacks it); use bf16 or f32";
+    if (k->n_inputs > 16) return "more than 16 declared inputs are not supported on the cpu target";
+    if (uses_var(k->mask, IR_VAR_SCORE) || uses_var(k->mask, IR_VAR_X) || uses_var(k->score_mod, IR_VAR_X))
+        return "a mask may not read `score` (and `x` only exists in feature maps)";
+    for (int i = 0; i < k->n_inputs; i++)
+        for (int a = 0; a < k->inputs[i].n_axes; a++)
+            if (k->inputs[i].axes[a] == IR_AXIS_K || k->inputs[i].axes[a] == IR_AXIS_V)
+                return "inputs with k or v axes only exist in recurrences";
+    const ir_rope *r = &k->rope;
+    if (r->layout != IR_ROPE_NONE) {
+        if (!r->planned || !r->inv_freq || r->n_pairs != (r->dim_hi - r->dim_lo) / 2)
+            return "RoPE is not planned; run the IR pipeline (plan-rope) first";
+        if (r->rerope_window > 0 && r->n_sections > 1)
+            return "ReRoPE with multi-axis positions (sections) is not supported on the cpu target";
+        if (r->n_sections > 4) return "more than 4 RoPE sections are not supported on the cpu target";
+    }
+    if (k->v_in_k && k->d_v > k->d_qk) return "V is a prefix of K but d_v > d_qk";
+    if (k->heads_kv <= 0 || k->heads_q % k->heads_kv != 0 || k->d_qk <= 0 || k->d_v <= 0)
+        return "inconsistent heads or dims";
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- layout */
+
+static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+static void layout(kgen *g) {
+    const ir_kernel *k = g->k;
+    g->tl = cpu_tiles_for(g->c.tgt);
+    g->W = g->tl.lanes;
+    g->RPw = g->tl.s_vecs_wide * g->W;
+    g->HQ = k->heads_q;
+    g->HKV = k->heads_kv;
+    g->G = k->heads_q / k->heads_kv;
+    g->dq = k->d_qk;
+    g->dv = k->d_v;
+    g->Bc = g->tl.block_keys;
+    g->Br = (int)((g->tl.rows_target + g->G - 1) / g->G);
+    if (g->Br < 1) g->Br = 1;
+    g->R = g->Br * g->G;
+    g->R_pad = (int)round_up(g->R, g->RPw);
+    const ir_rope *r = &k->rope;
+    g->rope = r->layout != IR_ROPE_NONE;
+    g->P = g->rope ? r->n_pairs : 0;
+    g->rerope = g->rope && r->rerope_window > 0;
+    g->explicit_pos = g->rope && r->explicit_positions;
+    g->n_axes = r->n_sections > 1 ? r->n_sections : 1;
+    g->factored = g->rope && !g->explicit_pos && !g->rerope;
+    g->dyn_ntk = g->rope && r->scaling == IR_SCALE_DYNAMIC_NTK;
+    g->ntab = g->rerope ? 3 : 1;
+    g->k_stage_ct = k->dtype != IR_F32 || g->rope;
+    g->v_stage_ct = k->dtype != IR_F32;
+    g->mask = k->mask;
+    g->mask_false = false;
+    if (g->mask && g->mask->op == IR_CONST) {
+        g->mask_false = g->mask->value == 0;
+        g->mask = NULL;
+    }
+    g->qscale = k->scale_value * (k->score_mod ? 1.0 : M_LOG2E);
+    /* Per-thread scratch, in floats, each part 64-byte aligned. */
+    int64_t o = 0;
+#define PART(field, n) do { g->field = o; o += round_up((n), 16); } while (0)
+    PART(off_qT, (int64_t)g->dq * g->R_pad);
+    PART(off_qT2, g->rerope ? (int64_t)g->dq * g->R_pad : 0);
+    PART(off_oT, (int64_t)g->dv * g->R_pad);
+    PART(off_m, g->R_pad);
+    PART(off_l, g->R_pad);
+    PART(off_alpha, g->R_pad);
+    PART(off_sT, (int64_t)g->Bc * g->RPw);
+    PART(off_kst, (int64_t)g->Bc * g->dq);
+    PART(off_kst2, g->rerope ? (int64_t)g->Bc * g->dq : 0);
+    PART(off_vst, k->v_in_k ? 0 : (int64_t)g->Bc * g->dv);
+    PART(off_cs, 2 * g->P);
+    PART(off_w, MAX_SPLITS);
+#undef PART
+    g->T_floats = o;
+}
+
+/* ---------------------------------------------------------------- plan */
+
+/* void plan(const args *A, i64 *PL): every size the other functions derive from the
+ * run-time lengths, computed the same way everywhere. */
+static void emit_plan(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[2] = { g->t_pargs, g->t_pi64 };
+    g->f_plan = cg_function(c, "plan", c->t_void, ps, 2, false);
+    cg_fn_attr(c, g->f_plan, "alwaysinline");
+    begin_fn(g, g->f_plan);
+    LLVMValueRef A = param(g, 0), PL = param(g, 1);
+    LLVMValueRef B = imax(g, afield(g, A, 0, c->t_i64), I(g, 0));
+    LLVMValueRef SQ = imax(g, afield(g, A, 1, c->t_i64), I(g, 0));
+    LLVMValueRef SK = imax(g, afield(g, A, 2, c->t_i64), I(g, 0));
+    LLVMValueRef NT = LLVMBuildSExt(BLD, afield(g, A, 3, c->t_i32), c->t_i64, "");
+    NT = imax(g, NT, I(g, 1));
+    LLVMValueRef nq = cdiv(g, SQ, I(g, g->Br));
+    LLVMValueRef nkb = cdiv(g, SK, I(g, g->Bc));
+    LLVMValueRef base = mul(g, mul(g, B, I(g, g->HKV)), nq);
+    /* Split keys only when there are too few items for the threads (decode): at least
+     * four items per thread, chunks of at least four blocks. */
+    LLVMValueRef want_items = mul(g, NT, I(g, 4));
+    LLVMValueRef want = sel(g, icmp(g, LLVMIntSGE, base, want_items), I(g, 1), cdiv(g, want_items, imax(g, base, I(g, 1))));
+    LLVMValueRef maxs = imin(g, imax(g, sdiv(g, nkb, I(g, 4)), I(g, 1)), I(g, MAX_SPLITS));
+    LLVMValueRef ns0 = imax(g, imin(g, want, maxs), I(g, 1));
+    LLVMValueRef has_keys = icmp(g, LLVMIntSGT, nkb, I(g, 0));
+    LLVMValueRef chunk = sel(g, has_keys, cdiv(g, nkb, ns0), I(g, 1));
+    LLVMValueRef nsplit = sel(g, has_keys, cdiv(g, nkb, chunk), I(g, 1));
+    LLVMValueRef qshift = g->explicit_pos ? I(g, 0) : imax(g, sub(g, SQ, SK), I(g, 0));
+    LLVMValueRef nhi = I(g, 0), rows = I(g, 0);
+    int64_t row_floats = 0;
+    if (g->factored) {
+        nhi = cdiv(g, add(g, SK, qshift), I(g, g->Bc));
+        rows = add(g, nhi, I(g, g->Bc));
+        row_floats = 2 * g->P;
+    } else if (g->rope) {
+        rows = g->explicit_pos ? mul(g, B, SK) : add(g, SK, qshift);
+        row_floats = 2 * g->P * g->ntab;
+    }
+    LLVMValueRef tbl_off = mul(g, NT, I(g, g->T_floats * 4));
+    LLVMValueRef tbl_bytes = mul(g, cdiv(g, mul(g, rows, I(g, row_floats * 4)), I(g, 64)), I(g, 64));
+    LLVMValueRef part_off = add(g, tbl_off, tbl_bytes);
+    LLVMValueRef slot_bytes = I(g, (int64_t)(2 + g->dv) * g->R_pad * 4);
+    LLVMValueRef part_bytes = sel(g, icmp(g, LLVMIntSGT, nsplit, I(g, 1)), mul(g, mul(g, base, nsplit), slot_bytes), I(g, 0));
+    LLVMValueRef vals[PL_N];
+    vals[PL_B] = B; vals[PL_SQ] = SQ; vals[PL_SK] = SK; vals[PL_NT] = NT; vals[PL_OFF] = sub(g, SK, SQ);
+    vals[PL_NQ] = nq; vals[PL_NKB] = nkb; vals[PL_NSPLIT] = nsplit; vals[PL_CHUNK] = chunk; vals[PL_BASE] = base;
+    vals[PL_ITEMS0] = rows;
+    vals[PL_ITEMS1] = mul(g, base, nsplit);
+    vals[PL_ITEMS2] = sel(g, icmp(g, LLVMIntSGT, nsplit, I(g, 1)), base, I(g, 0));
+    vals[PL_QSHIFT] = qshift; vals[PL_NHI] = nhi; vals[PL_TBLOFF] = tbl_off; vals[PL_PARTOFF] = part_off;
+    vals[PL_WS] = add(g, part_off, part_bytes);
+    for (int i = 0; i < PL_N; i++) st64(g, vals[i], PL, i);
+    LLVMBuildRetVoid(BLD);
+}
+
+/* Shape of a slot's tensor as values (for contiguous strides). */
+static int slot_shape(kgen *g, LLVMValueRef PL, int s, LLVMValueRef *dims) {
+    const cpu_abi *a = &g->abi;
+    LLVMValueRef B = ld64(g, PL, PL_B), SQ = ld64(g, PL, PL_SQ), SK = ld64(g, PL, PL_SK);
+    if (s == a->q) { dims[0] = B; dims[1] = SQ; dims[2] = I(g, g->HQ); dims[3] = I(g, g->dq); return 4; }
+    if (s == a->k) { dims[0] = B; dims[1] = SK; dims[2] = I(g, g->HKV); dims[3] = I(g, g->dq); return 4; }
+    if (s == a->v) { dims[0] = B; dims[1] = SK; dims[2] = I(g, g->HKV); dims[3] = I(g, g->dv); return 4; }
+    if (s == a->o) { dims[0] = B; dims[1] = SQ; dims[2] = I(g, g->HQ); dims[3] = I(g, g->dv); return 4; }
+    if (s == a->lse) { dims[0] = B; dims[1] = SQ; dims[2] = I(g, g->HQ); return 3; }
+    if (s == a->positions) { dims[0] = B; dims[1] = SK; dims[2] = I(g, g->n_axes); return 3; }
+    const ir_input *in = &g->k->inputs[s - a->first_input];
+    int n = 0;
+    for (int i = 0; i < in->n_axes && n < 4; i++) {
+        if (in->axes[i] == IR_AXIS_TOKEN) { dims[n++] = B; if (n < 4) dims[n++] = SK; }
+        else dims[n++] = I(g, g->HQ);
+    }
+    return n;
+}
+
+/* void strides(const args *A, const i64 *PL, i64 *S): each slot's strides, with
+ * all-zero strides replaced by the contiguous ones. */
+static void emit_strides(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[3] = { g->t_pargs, g->t_pi64, g->t_pi64 };
+    g->f_strides = cg_function(c, "strides", c->t_void, ps, 3, false);
+    cg_fn_attr(c, g->f_strides, "alwaysinline");
+    begin_fn(g, g->f_strides);
+    LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2);
+    for (int s = 0; s < g->abi.n_slots; s++) {
+        LLVMValueRef dims[4] = { 0 };
+        int n = slot_shape(g, PL, s, dims);
+        LLVMValueRef contig[4], raw[4], any = I(g, 0);
+        LLVMValueRef st = I(g, 1);
+        for (int d = 3; d >= 0; d--) {
+            if (d >= n) { contig[d] = I(g, 0); continue; }
+            contig[d] = st;
+            st = mul(g, st, dims[d]);
+        }
+        for (int d = 0; d < 4; d++) {
+            raw[d] = slot_raw_stride(g, A, s, d);
+            any = LLVMBuildOr(BLD, any, raw[d], "");
+        }
+        LLVMValueRef zero = icmp(g, LLVMIntEQ, any, I(g, 0));
+        for (int d = 0; d < 4; d++) st64(g, sel(g, zero, contig[d], raw[d]), S, s * 4 + d);
+    }
+    LLVMBuildRetVoid(BLD);
+}
+
+/* ---------------------------------------------------------------- RoPE tables (phase 0) */
+
+static LLVMValueRef call_f64(kgen *g, const char *intrinsic, LLVMValueRef x) { return cg_call_unary(&g->c, intrinsic, x); }
+
+/* inv_freq[j] as a double: the launch's array if given, else the plan (dynamic NTK:
+ * HF's base growth with seq_k, recomputed here so objects need no attnc at run time). */
+static LLVMValueRef inv_freq_at(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValueRef j) {
+    cg *c = &g->c;
+    LLVMValueRef given = afield(g, A, 5, c->t_pf64);
+    LLVMValueRef planned;
+    if (g->dyn_ntk) {
+        const ir_rope *r = &g->k->rope;
+        double d = r->dim_hi - r->dim_lo;
+        LLVMValueRef skd = LLVMBuildSIToFP(BLD, ld64(g, PL, PL_SK), c->t_f64, "");
+        LLVMValueRef s = LLVMBuildFSub(BLD, LLVMBuildFMul(BLD, cg_f64(c, r->factor / r->original), skd, ""),
+                                       cg_f64(c, r->factor - 1), "");
+        LLVMTypeRef ft = c->t_f64;
+        LLVMValueRef pa[2] = { s, cg_f64(c, d / (d - 2)) };
+        LLVMValueRef grown = LLVMBuildFMul(BLD, cg_f64(c, r->base), cg_call_intrinsic(c, "llvm.pow", &ft, 1, pa, 2), "");
+        LLVMValueRef base = sel(g, LLVMBuildFCmp(BLD, LLVMRealOGT, skd, cg_f64(c, r->original), ""), grown, cg_f64(c, r->base));
+        LLVMValueRef ex = LLVMBuildFDiv(BLD, LLVMBuildSIToFP(BLD, mul(g, j, I(g, 2)), c->t_f64, ""), cg_f64(c, d), "");
+        LLVMValueRef pb[2] = { base, ex };
+        planned = LLVMBuildFDiv(BLD, cg_f64(c, 1.0), cg_call_intrinsic(c, "llvm.pow", &ft, 1, pb, 2), "");
+    } else {
+        LLVMValueRef idx[2] = { I(g, 0), j };
+        LLVMValueRef p = LLVMBuildInBoundsGEP2(BLD, LLVMGetElementType(LLVMTypeOf(g->g_inv_freq)), g->g_inv_freq, idx, 2, "");
+        planned = cg_load(c, c->t_f64, p, 8);
+    }
+    LLVMValueRef have = LLVMBuildIsNotNull(BLD, given, "");
+    LLVMValueRef safe = sel(g, have, given, LLVMConstNull(c->t_pf64));
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(BLD);
+    LLVMBasicBlockRef load_bb = cg_block(c, "given");
+    LLVMBasicBlockRef join = cg_block(c, "freq");
+    LLVMBuildCondBr(BLD, have, load_bb, join);
+    LLVMPositionBuilderAtEnd(BLD, load_bb);
+    LLVMValueRef gv = cg_load(c, c->t_f64, cg_gep(c, c->t_f64, safe, j), 8);
+    LLVMBuildBr(BLD, join);
+    LLVMPositionBuilderAtEnd(BLD, join);
+    LLVMValueRef phi = LLVMBuildPhi(BLD, c->t_f64, "");
+    LLVMValueRef vals[2] = { planned, gv };
+    LLVMBasicBlockRef bbs[2] = { cur, load_bb };
+    LLVMAddIncoming(phi, vals, bbs, 2);
+    return phi;
+}
+
+static void store_cos_sin(kgen *g, LLVMValueRef row, LLVMValueRef j, LLVMValueRef ang) {
+    cg *c = &g->c;
+    LLVMValueRef cs = LLVMBuildFPTrunc(BLD, call_f64(g, "llvm.cos", ang), c->t_f32, "");
+    LLVMValueRef sn = LLVMBuildFPTrunc(BLD, call_f64(g, "llvm.sin", ang), c->t_f32, "");
+    stf(g, cs, fptr(g, row, j));
+    stf(g, sn, fptr(g, row, add(g, j, I(g, g->P))));
+}
+
+/* void table_item(A, PL, S, i): one row of cos/sin. Factored (implicit positions): rows
+ * [0, n_hi) hold angles of hi*Bc, rows [n_hi, n_hi + Bc) of lo, and position p gets
+ * cos/sin of (p/Bc)*Bc + p%Bc by the addition theorem (two fp32 roundings, ~2e-7), so
+ * the table is small even for long decodes. Full: one row per (batch, token) with the
+ * explicit positions (x3 for ReRoPE: normal, query-leaky, key-leaky angles). */
+static void emit_table(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[4] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_i64 };
+    g->f_table = cg_function(c, "table_item", c->t_void, ps, 4, false);
+    begin_fn(g, g->f_table);
+    if (!g->rope) { LLVMBuildRetVoid(BLD); return; }
+    LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), i = param(g, 3);
+    LLVMValueRef ws = afield(g, A, 6, c->t_pi8);
+    LLVMValueRef tbl = cg_bitcast_ptr(c, LLVMBuildInBoundsGEP2(BLD, c->t_i8, ws, (LLVMValueRef[]){ ld64(g, PL, PL_TBLOFF) }, 1, ""), c->t_pf32);
+    const ir_rope *r = &g->k->rope;
+    if (g->factored) {
+        LLVMValueRef nhi = ld64(g, PL, PL_NHI);
+        LLVMValueRef is_hi = icmp(g, LLVMIntSLT, i, nhi);
+        LLVMValueRef pos = sel(g, is_hi, mul(g, i, I(g, g->Bc)), sub(g, i, nhi));
+        LLVMValueRef posd = LLVMBuildSIToFP(BLD, pos, c->t_f64, "");
+        LLVMValueRef row = fptr(g, tbl, mul(g, i, I(g, 2 * g->P)));
+        cg_loop L;
+        cg_loop_begin(c, &L, I(g, 0), I(g, g->P), I(g, 1), 0, NULL);
+        store_cos_sin(g, row, L.iv, LLVMBuildFMul(BLD, posd, inv_freq_at(g, A, PL, L.iv), ""));
+        cg_loop_end(c, &L, NULL);
+        LLVMBuildRetVoid(BLD);
+        return;
+    }
+    LLVMValueRef posd[4];
+    if (g->explicit_pos) {
+        LLVMValueRef SK = ld64(g, PL, PL_SK);
+        LLVMValueRef b = sdiv(g, i, SK), t = srem(g, i, SK);
+        LLVMValueRef pd = slot_data(g, A, g->abi.positions);
+        for (int a = 0; a < g->n_axes; a++) {
+            LLVMValueRef off = add(g, add(g, mul(g, b, stride(g, S, g->abi.positions, 0)),
+                                          mul(g, t, stride(g, S, g->abi.positions, 1))),
+                                   mul(g, I(g, a), stride(g, S, g->abi.positions, 2)));
+            LLVMValueRef v = cg_load(c, c->t_i32, cg_gep(c, c->t_i32, cg_bitcast_ptr(c, pd, c->t_pi32), off), 4);
+            posd[a] = LLVMBuildSIToFP(BLD, v, c->t_f64, "");
+        }
+    } else {
+        posd[0] = LLVMBuildSIToFP(BLD, sub(g, i, ld64(g, PL, PL_QSHIFT)), c->t_f64, "");
+        for (int a = 1; a < g->n_axes; a++) posd[a] = posd[0];
+    }
+    LLVMValueRef row = fptr(g, tbl, mul(g, i, I(g, 2 * g->P * g->ntab)));
+    cg_loop L;
+    cg_loop_begin(c, &L, I(g, 0), I(g, g->P), I(g, 1), 0, NULL);
+    LLVMValueRef p = posd[0];
+    if (g->n_axes > 1) {
+        LLVMValueRef idx[2] = { I(g, 0), L.iv };
+        LLVMValueRef ax = cg_load(c, c->t_i32, LLVMBuildInBoundsGEP2(BLD, LLVMGetElementType(LLVMTypeOf(g->g_pair_axis)), g->g_pair_axis, idx, 2, ""), 4);
+        for (int a = 1; a < g->n_axes; a++) p = sel(g, icmp(g, LLVMIntEQ, ax, cg_i32(c, a)), posd[a], p);
+    }
+    LLVMValueRef th = inv_freq_at(g, A, PL, L.iv);
+    store_cos_sin(g, row, L.iv, LLVMBuildFMul(BLD, p, th, ""));
+    if (g->rerope) {
+        double w = r->rerope_window, leak = r->rerope_leak;
+        LLVMValueRef qa, ka;
+        if (leak > 0) {
+            /* R(q angle) q . R(k angle) k depends on q angle - k angle = w + (t - i - w)/leak. */
+            LLVMValueRef pl = LLVMBuildFDiv(BLD, p, cg_f64(c, leak), "");
+            qa = LLVMBuildFAdd(BLD, pl, cg_f64(c, w - w / leak), "");
+            ka = pl;
+        } else {
+            qa = cg_f64(c, w);
+            ka = cg_f64(c, 0.0);
+        }
+        store_cos_sin(g, fptr(g, row, I(g, 2 * g->P)), L.iv, LLVMBuildFMul(BLD, qa, th, ""));
+        store_cos_sin(g, fptr(g, row, I(g, 4 * g->P)), L.iv, LLVMBuildFMul(BLD, ka, th, ""));
+    }
+    cg_loop_end(c, &L, NULL);
+    LLVMBuildRetVoid(BLD);
+}
+
+/* Pointer to [cos P][sin P] for sequence token `tok` (query rows: q_idx) and table tab,
+ * combining the factored rows into cs_buf when needed. */
+static LLVMValueRef row_cos_sin(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValueRef b, LLVMValueRef tok,
+                                int tab, LLVMValueRef cs_buf) {
+    cg *c = &g->c;
+    LLVMValueRef ws = afield(g, A, 6, c->t_pi8);
+    LLVMValueRef tbl = cg_bitcast_ptr(c, LLVMBuildInBoundsGEP2(BLD, c->t_i8, ws, (LLVMValueRef[]){ ld64(g, PL, PL_TBLOFF) }, 1, ""), c->t_pf32);
+    if (!g->factored) {
+        LLVMValueRef row = add(g, tok, ld64(g, PL, PL_QSHIFT));
+        if (g->explicit_pos) row = add(g, mul(g, b, ld64(g, PL, PL_SK)), row);
+        return fptr(g, tbl, add(g, mul(g, row, I(g, 2 * g->P * g->ntab)), I(g, 2 * g->P * tab)));
+    }
+    LLVMValueRef p = add(g, tok, ld64(g, PL, PL_QSHIFT));
+    LLVMValueRef hi = sdiv(g, p, I(g, g->Bc)), lo = srem(g, p, I(g, g->Bc));
+    LLVMValueRef rb = fptr(g, tbl, mul(g, hi, I(g, 2 * g->P)));
+    LLVMValueRef ro = fptr(g, tbl, mul(g, add(g, ld64(g, PL, PL_NHI), lo), I(g, 2 * g->P)));
+    cg_loop L;
+    cg_loop_begin(c, &L, I(g, 0), I(g, g->P), I(g, 1), 0, NULL);
+    LLVMValueRef jP = add(g, L.iv, I(g, g->P));
+    LLVMValueRef cb = ldf(g, fptr(g, rb, L.iv)), sb = ldf(g, fptr(g, rb, jP));
+    LLVMValueRef co = ldf(g, fptr(g, ro, L.iv)), so = ldf(g, fptr(g, ro, jP));
+    stf(g, cg_fma(c, cb, co, LLVMBuildFNeg(BLD, fmul(g, sb, so), "")), fptr(g, cs_buf, L.iv));
+    stf(g, cg_fma(c, sb, co, fmul(g, cb, so)), fptr(g, cs_buf, jP));
+    cg_loop_end(c, &L, NULL);
+    return cs_buf;
+}
+
+/* Rotates the pairs of a row stored with element stride st (floats). */
+static void rotate_row(kgen *g, LLVMValueRef dst, LLVMValueRef st, LLVMValueRef cs) {
+    cg *c = &g->c;
+    const ir_rope *r = &g->k->rope;
+    bool half = r->layout == IR_ROPE_HALF;
+    cg_loop L;
+    cg_loop_begin(c, &L, I(g, 0), I(g, g->P), I(g, 1), 0, NULL);
+    LLVMValueRef j = L.iv;
+    LLVMValueRef d0 = half ? add(g, j, I(g, r->dim_lo)) : add(g, mul(g, j, I(g, 2)), I(g, r->dim_lo));
+    LLVMValueRef d1 = half ? add(g, d0, I(g, g->P)) : add(g, d0, I(g, 1));
+    LLVMValueRef p0 = fptr(g, dst, mul(g, d0, st)), p1 = fptr(g, dst, mul(g, d1, st));
+    LLVMValueRef x0 = ldf(g, p0), x1 = ldf(g, p1);
+    LLVMValueRef co = ldf(g, fptr(g, cs, j)), sn = ldf(g, fptr(g, cs, add(g, j, I(g, g->P))));
+    stf(g, cg_fma(c, x0, co, LLVMBuildFNeg(BLD, fmul(g, x1, sn), "")), p0);
+    stf(g, cg_fma(c, x0, sn, fmul(g, x1, co)), p1);
+    cg_loop_end(c, &L, NULL);
+}
+
+/* ---------------------------------------------------------------- staging */
+
+/* void stage_q(A, PL, S, ts, b, h, pos0, npos): Q^T[d][r] = q * qscale (RoPE applied)
+ * for the item's rows, zeros for padding rows. */
+static void emit_stage_q(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[8] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
+    g->f_stage_q = cg_function(c, "stage_q", c->t_void, ps, 8, false);
+    begin_fn(g, g->f_stage_q);
+    LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), ts = param(g, 3);
+    LLVMValueRef b = param(g, 4), h = param(g, 5), pos0 = param(g, 6), npos = param(g, 7);
+    LLVMValueRef qT = fptr(g, ts, I(g, g->off_qT)), qT2 = fptr(g, ts, I(g, g->off_qT2));
+    LLVMValueRef cs_buf = fptr(g, ts, I(g, g->off_cs));
+    LLVMValueRef Rv = mul(g, npos, I(g, g->G));
+    LLVMValueRef q = slot_data(g, A, g->abi.q);
+    int sq = g->abi.q;
+    LLVMValueRef Rp = I(g, g->R_pad);
+    cg_loop L;
+    cg_loop_begin(c, &L, I(g, 0), Rv, I(g, 1), 0, NULL);
+    {
+        LLVMValueRef r = L.iv;
+        LLVMValueRef col = fptr(g, qT, r), col2 = fptr(g, qT2, r);
+        LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
+        LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));
+        LLVMValueRef base = add(g, add(g, mul(g, b, stride(g, S, sq, 0)), mul(g, pos, stride(g, S, sq, 1))),
+                                mul(g, head, stride(g, S, sq, 2)));
+        LLVMValueRef s3 = stride(g, S, sq, 3);
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
+        LLVMValueRef x = fmul(g, load_elem(g, q, add(g, base, mul(g, D.iv, s3))), cg_f32(c, g->qscale));
+        stf(g, x, fptr(g, col, mul(g, D.iv, Rp)));
+        if (g->rerope) stf(g, x, fptr(g, col2, mul(g, D.iv, Rp)));
+        cg_loop_end(c, &D, NULL);
+        if (g->rope) {
+            LLVMValueRef tok = add(g, pos, ld64(g, PL, PL_OFF));
+            rotate_row(g, col, Rp, row_cos_sin(g, A, PL, b, tok, 0, cs_buf));
+            if (g->rerope) rotate_row(g, col2, Rp, row_cos_sin(g, A, PL, b, tok, 1, cs_buf));
+        }
+    }
+    cg_loop_end(c, &L, NULL);
+    /* Padding rows: zeros, so their lanes compute finite values that are never stored. */
+    cg_loop Z;
+    cg_loop_begin(c, &Z, Rv, I(g, g->R_pad), I(g, 1), 0, NULL);
+    {
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
+        LLVMValueRef at = add(g, mul(g, D.iv, Rp), Z.iv);
+        stf(g, cg_f32(c, 0.0), fptr(g, qT, at));
+        if (g->rerope) stf(g, cg_f32(c, 0.0), fptr(g, qT2, at));
+        cg_loop_end(c, &D, NULL);
+    }
+    cg_loop_end(c, &Z, NULL);
+    LLVMBuildRetVoid(BLD);
+}
+
+/* void stage_k(A, PL, S, ts, b, h, k0, nk): K rows of the block as fp32 [nk][d_qk],
+ * rotated (ReRoPE: a second copy with the key-leaky angles). */
+static void emit_stage_k(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[8] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
+    g->f_stage_k = cg_function(c, "stage_k", c->t_void, ps, 8, false);
+    begin_fn(g, g->f_stage_k);
+    LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), ts = param(g, 3);
+    LLVMValueRef b = param(g, 4), h = param(g, 5), k0 = param(g, 6), nk = param(g, 7);
+    LLVMValueRef kst = fptr(g, ts, I(g, g->off_kst)), kst2 = fptr(g, ts, I(g, g->off_kst2));
+    LLVMValueRef cs_buf = fptr(g, ts, I(g, g->off_cs));
+    int sk = g->abi.k;
+    LLVMValueRef kd = slot_data(g, A, sk);
+    cg_loop L;
+    cg_loop_begin(c, &L, I(g, 0), nk, I(g, 1), 0, NULL);
+    LLVMValueRef tok = add(g, k0, L.iv);
+    LLVMValueRef base = add(g, add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, tok, stride(g, S, sk, 1))),
+                            mul(g, h, stride(g, S, sk, 2)));
+    LLVMValueRef s3 = stride(g, S, sk, 3);
+    LLVMValueRef row = fptr(g, kst, mul(g, L.iv, I(g, g->dq))), row2 = fptr(g, kst2, mul(g, L.iv, I(g, g->dq)));
+    cg_loop D;
+    cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
+    LLVMValueRef x = load_elem(g, kd, add(g, base, mul(g, D.iv, s3)));
+    stf(g, x, fptr(g, row, D.iv));
+    if (g->rerope) stf(g, x, fptr(g, row2, D.iv));
+    cg_loop_end(c, &D, NULL);
+    if (g->rope) {
+        rotate_row(g, row, I(g, 1), row_cos_sin(g, A, PL, b, tok, 0, cs_buf));
+        if (g->rerope) rotate_row(g, row2, I(g, 1), row_cos_sin(g, A, PL, b, tok, 2, cs_buf));
+    }
+    cg_loop_end(c, &L, NULL);
+    LLVMBuildRetVoid(BLD);
+}
+
+/* void stage_v(A, PL, S, ts, b, h, k0, nk): V rows of the block as fp32 [nk][d_v]. */
+static void emit_stage_v(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[8] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
+    g->f_stage_v = cg_function(c, "stage_v", c->t_void, ps, 8, false);
+    begin_fn(g, g->f_stage_v);
+    if (g->k->v_in_k) { LLVMBuildRetVoid(BLD); return; }
+    LLVMValueRef A = param(g, 0), S = param(g, 2), ts = param(g, 3);
+    LLVMValueRef b = param(g, 4), h = param(g, 5), k0 = param(g, 6), nk = param(g, 7);
+    LLVMValueRef vst = fptr(g, ts, I(g, g->off_vst));
+    int sv = g->abi.v;
+    LLVMValueRef vd = slot_data(g, A, sv);
+    cg_loop L;
+    cg_loop_begin(c, &L, I(g, 0), nk, I(g, 1), 0, NULL);
+    LLVMValueRef base = add(g, add(g, mul(g, b, stride(g, S, sv, 0)), mul(g, add(g, k0, L.iv), stride(g, S, sv, 1))),
+                            mul(g, h, stride(g, S, sv, 2)));
+    LLVMValueRef s3 = stride(g, S, sv, 3);
+    LLVMValueRef row = fptr(g, vst, mul(g, L.iv, I(g, g->dv)));
+    cg_loop D;
+    cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
+    stf(g, load_elem(g, vd, add(g, base, mul(g, D.iv, s3))), fptr(g, row, D.iv));
+    cg_loop_end(c, &D, NULL);
+    cg_loop_end(c, &L, NULL);
+    LLVMBuildRetVoid(BLD);
+}
+
+/* ---------------------------------------------------------------- S micro-kernel + softmax */
+
+enum { SB_A, SB_PL, SB_S, SB_K, SB_KRS, SB_K2, SB_NK, SB_QT, SB_QT2, SB_ST, SB_M, SB_L, SB_ALPHA,
+       SB_B, SB_H, SB_POS0, SB_R0, SB_K0, SB_PARTIAL, SB_N };
+
+/* acc[kk][i] = sum_d K[row kk][d] * Q^T[d][i-th vector]: the K loop unrolled by 4 with the
+ * KT x RV accumulators carried in phis. */
+static void s_tile_dot(kgen *g, int KT, int RV, LLVMValueRef *rows, LLVMValueRef qT, LLVMValueRef *acc) {
+    cg *c = &g->c;
+    enum { U = 4 };
+    int main_end = g->dq / U * U;
+    LLVMValueRef init[64];
+    for (int i = 0; i < KT * RV; i++) init[i] = LLVMConstNull(c->t_vf);
+    LLVMValueRef cur[64];
+    memcpy(cur, init, sizeof(LLVMValueRef) * (size_t)(KT * RV));
+    for (int pass = 0; pass < 2; pass++) {
+        int lo = pass ? main_end : 0, hi = pass ? g->dq : main_end, step = pass ? 1 : U;
+        if (lo >= hi) continue;
+        cg_loop L;
+        cg_loop_begin(c, &L, I(g, lo), I(g, hi), I(g, step), KT * RV, cur);
+        LLVMValueRef a[64];
+        memcpy(a, L.carried, sizeof(LLVMValueRef) * (size_t)(KT * RV));
+        for (int u = 0; u < step; u++) {
+            LLVMValueRef d = add(g, L.iv, I(g, u));
+            LLVMValueRef qv[8];
+            LLVMValueRef qrow = fptr(g, qT, mul(g, d, I(g, g->R_pad)));
+            for (int i = 0; i < RV; i++) qv[i] = cg_vload(c, fptr(g, qrow, I(g, (int64_t)i * g->W)));
+            for (int kk = 0; kk < KT; kk++) {
+                LLVMValueRef bk = cg_splat(c, ldf(g, fptr(g, rows[kk], d)));
+                for (int i = 0; i < RV; i++) a[kk * RV + i] = cg_fma(c, bk, qv[i], a[kk * RV + i]);
+            }
+        }
+        cg_loop_end(c, &L, a);
+        memcpy(cur, L.carried, sizeof(LLVMValueRef) * (size_t)(KT * RV));
+    }
+    memcpy(acc, cur, sizeof(LLVMValueRef) * (size_t)(KT * RV));
+}
+
+typedef struct s_ctx {
+    int KT, RV, RP;
+    LLVMValueRef qv[8], hv[8], qpos[8];
+    LLVMValueRef kp_base, kp_stride, pos_data;   /* explicit positions for ReRoPE */
+    cg_env env;
+} s_ctx;
+
+/* Score epilogue of one tile: ReRoPE select, score modifier, mask (partial tiles), store
+ * to S^T and running max. Returns the new maxima in mb. */
+static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMValueRef nk, LLVMValueRef k0,
+                       LLVMValueRef sT, LLVMValueRef *acc, LLVMValueRef *mb) {
+    cg *c = &g->c;
+    const ir_kernel *k = g->k;
+    LLVMValueRef ninf = cg_vf32(c, -INFINITY);
+    for (int kk = 0; kk < sc->KT; kk++) {
+        LLVMValueRef j = add(g, j0, I(g, kk));
+        LLVMValueRef kv = add(g, k0, j);
+        LLVMValueRef srow = fptr(g, sT, mul(g, j, I(g, sc->RP)));
+        LLVMValueRef kpos = NULL;
+        if (g->rerope) {
+            if (g->explicit_pos) {
+                LLVMValueRef kc = imax(g, imin(g, kv, sub(g, sc->env.seq_k, I(g, 1))), I(g, 0));
+                LLVMValueRef p = cg_gep(c, c->t_i32, sc->pos_data, add(g, sc->kp_base, mul(g, kc, sc->kp_stride)));
+                kpos = LLVMBuildSExt(BLD, cg_load(c, c->t_i32, p, 4), c->t_i64, "");
+            } else {
+                kpos = kv;
+            }
+        }
+        for (int i = 0; i < sc->RV; i++) {
+            LLVMValueRef sp = fptr(g, srow, I(g, (int64_t)i * g->W));
+            LLVMValueRef s = acc[kk * sc->RV + i];
+            if (g->rerope) {
+                LLVMValueRef rel = sub(g, sc->qpos[i], cg_splat(c, kpos));
+                LLVMValueRef inside = icmp(g, LLVMIntSLE, rel, cg_splat(c, I(g, k->rope.rerope_window)));
+                s = sel(g, inside, s, cg_vload(c, sp));
+            }
+            sc->env.var[IR_VAR_Q_IDX] = sc->qv[i];
+            sc->env.var[IR_VAR_HEAD] = sc->hv[i];
+            sc->env.var[IR_VAR_KV_IDX] = kv;
+            if (k->score_mod) {
+                sc->env.var[IR_VAR_SCORE] = s;
+                s = cg_splat(c, cg_expr(c, k->score_mod, &sc->env));
+                s = fmul(g, s, cg_vf32(c, M_LOG2E));
+            }
+            if (partial) {
+                LLVMValueRef vis = icmp(g, LLVMIntSLT, j, nk);
+                if (g->mask) {
+                    LLVMValueRef mv = cg_expr(c, g->mask, &sc->env);
+                    vis = LLVMBuildAnd(BLD, cg_is_vec(mv) ? cg_splat(c, vis) : vis, mv, "");
+                }
+                s = sel(g, vis, s, ninf);
+            }
+            cg_vstore(c, s, sp);
+            mb[i] = cg_fmax(c, mb[i], s);
+        }
+    }
+}
+
+static void emit_s_block(kgen *g, int narrow) {
+    cg *c = &g->c;
+    const ir_kernel *k = g->k;
+    s_ctx sc;
+    memset(&sc, 0, sizeof sc);
+    sc.KT = narrow ? g->tl.s_keys_narrow : g->tl.s_keys_wide;
+    sc.RV = narrow ? 1 : g->tl.s_vecs_wide;
+    sc.RP = sc.RV * g->W;
+    LLVMTypeRef ps[SB_N];
+    for (int i = 0; i < SB_N; i++) ps[i] = c->t_i64;
+    ps[SB_A] = g->t_pargs; ps[SB_PL] = g->t_pi64; ps[SB_S] = g->t_pi64;
+    ps[SB_K] = ps[SB_K2] = ps[SB_QT] = ps[SB_QT2] = ps[SB_ST] = ps[SB_M] = ps[SB_L] = ps[SB_ALPHA] = c->t_pf32;
+    ps[SB_PARTIAL] = c->t_i1;
+    LLVMValueRef fn = cg_function(c, narrow ? "s_block_narrow" : "s_block_wide", c->t_void, ps, SB_N, false);
+    g->f_s[narrow] = fn;
+    cg_fn_attr(c, fn, "noinline");
+    int noalias[] = { SB_ST, SB_M, SB_L, SB_ALPHA, SB_K, SB_K2, SB_QT, SB_QT2 };
+    for (size_t i = 0; i < sizeof noalias / sizeof *noalias; i++) cg_param_attr(c, fn, noalias[i], "noalias");
+    int ro[] = { SB_K, SB_K2, SB_QT, SB_QT2, SB_A, SB_PL, SB_S };
+    for (size_t i = 0; i < sizeof ro / sizeof *ro; i++) cg_param_attr(c, fn, ro[i], "readonly");
+    begin_fn(g, fn);
+    LLVMValueRef A = param(g, SB_A), PL = param(g, SB_PL), S = param(g, SB_S);
+    LLVMValueRef kptr = param(g, SB_K), krs = param(g, SB_KRS), kptr2 = param(g, SB_K2), nk = param(g, SB_NK);
+    LLVMValueRef qT = param(g, SB_QT), qT2 = param(g, SB_QT2), sT = param(g, SB_ST);
+    LLVMValueRef mrow = param(g, SB_M), lrow = param(g, SB_L), arow = param(g, SB_ALPHA);
+    LLVMValueRef b = param(g, SB_B), h = param(g, SB_H), pos0 = param(g, SB_POS0), r0 = param(g, SB_R0);
+    LLVMValueRef k0 = param(g, SB_K0), partial = param(g, SB_PARTIAL);
+
+    /* Lane values for expressions: row r -> q_idx = pos0 + r/g + seq_k - seq_q, head = h*g + r%g. */
+    LLVMValueRef SK = ld64(g, PL, PL_SK);
+    sc.env.var[IR_VAR_SEQ_Q] = ld64(g, PL, PL_SQ);
+    sc.env.var[IR_VAR_SEQ_K] = SK;
+    sc.env.var[IR_VAR_BATCH] = b;
+    sc.env.batch = b;
+    sc.env.seq_k = SK;
+    for (int in = 0; in < k->n_inputs; in++) {
+        sc.env.in_data[in] = slot_data(g, A, g->abi.first_input + in);
+        for (int d = 0; d < 4; d++) sc.env.in_stride[in][d] = stride(g, S, g->abi.first_input + in, d);
+    }
+    LLVMValueRef qbase = add(g, pos0, ld64(g, PL, PL_OFF));
+    for (int i = 0; i < sc.RV; i++) {
+        LLVMValueRef ri = LLVMBuildAdd(BLD, cg_splat(c, add(g, r0, I(g, (int64_t)i * g->W))), cg_iota64(c), "");
+        sc.qv[i] = LLVMBuildAdd(BLD, cg_splat(c, qbase), LLVMBuildSDiv(BLD, ri, cg_splat(c, I(g, g->G)), ""), "");
+        sc.hv[i] = LLVMBuildAdd(BLD, cg_splat(c, mul(g, h, I(g, g->G))), LLVMBuildSRem(BLD, ri, cg_splat(c, I(g, g->G)), ""), "");
+        sc.qpos[i] = sc.qv[i];
+    }
+    if (g->rerope && g->explicit_pos) {
+        int sp = g->abi.positions;
+        sc.pos_data = cg_bitcast_ptr(c, slot_data(g, A, sp), c->t_pi32);
+        sc.kp_base = mul(g, b, stride(g, S, sp, 0));
+        sc.kp_stride = stride(g, S, sp, 1);
+        for (int i = 0; i < sc.RV; i++) {
+            LLVMValueRef qc = cg_smax(c, cg_smin(c, sc.qv[i], cg_splat(c, sub(g, SK, I(g, 1)))), cg_splat(c, I(g, 0)));
+            LLVMValueRef off = LLVMBuildAdd(BLD, cg_splat(c, sc.kp_base), LLVMBuildMul(BLD, qc, cg_splat(c, sc.kp_stride), ""), "");
+            LLVMValueRef ptrs = LLVMBuildInBoundsGEP2(BLD, c->t_i32, sc.pos_data, &off, 1, "");
+            LLVMTypeRef over[2] = { c->t_vi32, LLVMTypeOf(ptrs) };
+            LLVMValueRef ones = LLVMConstAllOnes(c->t_vb);
+            LLVMValueRef args[4] = { ptrs, cg_i32(c, 4), ones, LLVMGetUndef(c->t_vi32) };
+            sc.qpos[i] = LLVMBuildSExt(BLD, cg_call_intrinsic(c, "llvm.masked.gather", over, 2, args, 4), c->t_vi64, "");
+        }
+    }
+
+    LLVMValueRef nkpad = mul(g, cdiv(g, nk, I(g, sc.KT)), I(g, sc.KT));
+    LLVMValueRef mb0[8];
+    for (int i = 0; i < sc.RV; i++) mb0[i] = cg_vf32(c, -INFINITY);
+    cg_loop T;
+    cg_loop_begin(c, &T, I(g, 0), nkpad, I(g, sc.KT), sc.RV, mb0);
+    LLVMValueRef j0 = T.iv;
+    LLVMValueRef rows[32], rows2[32];
+    LLVMValueRef last = sub(g, nk, I(g, 1));
+    for (int kk = 0; kk < sc.KT; kk++) {
+        /* Keys past the end read the last valid row (no fault) and are masked. */
+        LLVMValueRef r = imin(g, add(g, j0, I(g, kk)), last);
+        rows[kk] = fptr(g, kptr, mul(g, r, krs));
+        rows2[kk] = fptr(g, kptr2, mul(g, r, krs));
+    }
+    LLVMValueRef acc[64];
+    if (g->rerope) {
+        /* Scores with the leaky rotation first, parked in S^T for the select. */
+        s_tile_dot(g, sc.KT, sc.RV, rows2, qT2, acc);
+        for (int kk = 0; kk < sc.KT; kk++)
+            for (int i = 0; i < sc.RV; i++)
+                cg_vstore(c, acc[kk * sc.RV + i],
+                          fptr(g, sT, add(g, mul(g, add(g, j0, I(g, kk)), I(g, sc.RP)), I(g, (int64_t)i * g->W))));
+    }
+    s_tile_dot(g, sc.KT, sc.RV, rows, qT, acc);
+    LLVMBasicBlockRef bm = cg_block(c, "masked"), bp = cg_block(c, "plain"), bj = cg_block(c, "scored");
+    LLVMBuildCondBr(BLD, partial, bm, bp);
+    LLVMValueRef mbm[8], mbp[8];
+    LLVMPositionBuilderAtEnd(BLD, bm);
+    memcpy(mbm, T.carried, sizeof(LLVMValueRef) * (size_t)sc.RV);
+    s_epilogue(g, &sc, true, j0, nk, k0, sT, acc, mbm);
+    LLVMBasicBlockRef bm_end = LLVMGetInsertBlock(BLD);
+    LLVMBuildBr(BLD, bj);
+    LLVMPositionBuilderAtEnd(BLD, bp);
+    memcpy(mbp, T.carried, sizeof(LLVMValueRef) * (size_t)sc.RV);
+    s_epilogue(g, &sc, false, j0, nk, k0, sT, acc, mbp);
+    LLVMBasicBlockRef bp_end = LLVMGetInsertBlock(BLD);
+    LLVMBuildBr(BLD, bj);
+    LLVMPositionBuilderAtEnd(BLD, bj);
+    LLVMValueRef mbn[8];
+    for (int i = 0; i < sc.RV; i++) {
+        mbn[i] = LLVMBuildPhi(BLD, c->t_vf, "");
+        LLVMValueRef vals[2] = { mbm[i], mbp[i] };
+        LLVMBasicBlockRef bbs[2] = { bm_end, bp_end };
+        LLVMAddIncoming(mbn[i], vals, bbs, 2);
+    }
+    cg_loop_end(c, &T, mbn);
+
+    /* Online softmax update, per lane: m' = max(m, block max); alpha = 2^(m - m');
+     * P = 2^(S - m') in place; l' = l alpha + sum P. A row with nothing visible yet keeps
+     * m = -inf and uses 0 as its offset, so P and alpha are exactly 0. */
+    LLVMValueRef mu[8], alpha[8], mnew[8], psum0[8];
+    for (int i = 0; i < sc.RV; i++) {
+        LLVMValueRef mo = cg_vload(c, fptr(g, mrow, I(g, (int64_t)i * g->W)));
+        mnew[i] = cg_fmax(c, mo, T.carried[i]);
+        LLVMValueRef none = LLVMBuildFCmp(BLD, LLVMRealOEQ, mnew[i], cg_vf32(c, -INFINITY), "");
+        mu[i] = sel(g, none, cg_vf32(c, 0.0), mnew[i]);
+        alpha[i] = vm_exp2_softmax(c, fsub(g, mo, mu[i]));
+        psum0[i] = cg_vf32(c, 0.0);
+    }
+    cg_loop Pl;
+    cg_loop_begin(c, &Pl, I(g, 0), nkpad, I(g, 1), sc.RV, psum0);
+    LLVMValueRef ps_next[8];
+    for (int i = 0; i < sc.RV; i++) {
+        LLVMValueRef sp = fptr(g, sT, add(g, mul(g, Pl.iv, I(g, sc.RP)), I(g, (int64_t)i * g->W)));
+        LLVMValueRef p = vm_exp2_softmax(c, fsub(g, cg_vload(c, sp), mu[i]));
+        cg_vstore(c, p, sp);
+        ps_next[i] = fadd(g, Pl.carried[i], p);
+    }
+    cg_loop_end(c, &Pl, ps_next);
+    for (int i = 0; i < sc.RV; i++) {
+        LLVMValueRef off = I(g, (int64_t)i * g->W);
+        LLVMValueRef lo = cg_vload(c, fptr(g, lrow, off));
+        cg_vstore(c, cg_fma(c, lo, alpha[i], Pl.carried[i]), fptr(g, lrow, off));
+        cg_vstore(c, mnew[i], fptr(g, mrow, off));
+        cg_vstore(c, alpha[i], fptr(g, arow, off));
+    }
+    LLVMBuildRetVoid(BLD);
+}
+
+/* ---------------------------------------------------------------- PV micro-kernel */
+
+/* O^T[c][rows] = alpha * O^T[c][rows] + sum_j V[j][c] P^T[j][rows] for KC columns. */
+static void pv_tile(kgen *g, int KC, int RV, int RP, LLVMValueRef c0, LLVMValueRef vptr, LLVMValueRef vrs,
+                    LLVMValueRef nk, LLVMValueRef pT, LLVMValueRef oT, LLVMValueRef *al) {
+    cg *c = &g->c;
+    LLVMValueRef init[64];
+    for (int cc = 0; cc < KC; cc++)
+        for (int i = 0; i < RV; i++) {
+            LLVMValueRef p = fptr(g, oT, add(g, mul(g, add(g, c0, I(g, cc)), I(g, g->R_pad)), I(g, (int64_t)i * g->W)));
+            init[cc * RV + i] = fmul(g, cg_vload(c, p), al[i]);
+        }
+    cg_loop J;
+    cg_loop_begin(c, &J, I(g, 0), nk, I(g, 1), KC * RV, init);
+    LLVMValueRef a[64], pv[8];
+    memcpy(a, J.carried, sizeof(LLVMValueRef) * (size_t)(KC * RV));
+    LLVMValueRef prow = fptr(g, pT, mul(g, J.iv, I(g, RP)));
+    for (int i = 0; i < RV; i++) pv[i] = cg_vload(c, fptr(g, prow, I(g, (int64_t)i * g->W)));
+    LLVMValueRef vrow = fptr(g, vptr, add(g, mul(g, J.iv, vrs), c0));
+    for (int cc = 0; cc < KC; cc++) {
+        LLVMValueRef bv = cg_splat(c, ldf(g, fptr(g, vrow, I(g, cc))));
+        for (int i = 0; i < RV; i++) a[cc * RV + i] = cg_fma(c, bv, pv[i], a[cc * RV + i]);
+    }
+    cg_loop_end(c, &J, a);
+    for (int cc = 0; cc < KC; cc++)
+        for (int i = 0; i < RV; i++) {
+            LLVMValueRef p = fptr(g, oT, add(g, mul(g, add(g, c0, I(g, cc)), I(g, g->R_pad)), I(g, (int64_t)i * g->W)));
+            cg_vstore(c, J.carried[cc * RV + i], p);
+        }
+}
+
+enum { PV_V, PV_VRS, PV_NK, PV_PT, PV_OT, PV_ALPHA, PV_N };
+
+static void emit_pv(kgen *g, int narrow) {
+    cg *c = &g->c;
+    int KC = narrow ? g->tl.pv_cols_narrow : g->tl.pv_cols_wide;
+    int RV = narrow ? 1 : g->tl.s_vecs_wide;
+    int RP = RV * g->W;
+    LLVMTypeRef ps[PV_N] = { c->t_pf32, c->t_i64, c->t_i64, c->t_pf32, c->t_pf32, c->t_pf32 };
+    LLVMValueRef fn = cg_function(c, narrow ? "pv_narrow" : "pv_wide", c->t_void, ps, PV_N, false);
+    g->f_pv[narrow] = fn;
+    cg_fn_attr(c, fn, "noinline");
+    int na[] = { PV_V, PV_PT, PV_OT, PV_ALPHA };
+    for (size_t i = 0; i < sizeof na / sizeof *na; i++) cg_param_attr(c, fn, na[i], "noalias");
+    cg_param_attr(c, fn, PV_V, "readonly");
+    cg_param_attr(c, fn, PV_PT, "readonly");
+    cg_param_attr(c, fn, PV_ALPHA, "readonly");
+    begin_fn(g, fn);
+    LLVMValueRef vptr = param(g, PV_V), vrs = param(g, PV_VRS), nk = param(g, PV_NK);
+    LLVMValueRef pT = param(g, PV_PT), oT = param(g, PV_OT), arow = param(g, PV_ALPHA);
+    LLVMValueRef al[8];
+    for (int i = 0; i < RV; i++) al[i] = cg_vload(c, fptr(g, arow, I(g, (int64_t)i * g->W)));
+    int main_end = g->dv / KC * KC;
+    if (main_end > 0) {
+        cg_loop C;
+        cg_loop_begin(c, &C, I(g, 0), I(g, main_end), I(g, KC), 0, NULL);
+        pv_tile(g, KC, RV, RP, C.iv, vptr, vrs, nk, pT, oT, al);
+        cg_loop_end(c, &C, NULL);
+    }
+    if (g->dv > main_end) pv_tile(g, g->dv - main_end, RV, RP, I(g, main_end), vptr, vrs, nk, pT, oT, al);
+    LLVMBuildRetVoid(BLD);
+}

@@ -1,0 +1,119 @@
+/* ORC LLJIT wrapper, O3 pipeline and object emission (see cpu_jit.h). */
+#include "runtime/llvm/cpu_jit.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+struct cpu_jit {
+    LLVMOrcLLJITRef jit;
+};
+
+static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errlen) {
+    if (!e) return true;
+    char *msg = LLVMGetErrorMessage(e);
+    snprintf(err, errlen, "%s: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
+}
+
+static void set_layout(LLVMModuleRef m, const cpu_target *t, LLVMTargetMachineRef tm) {
+    LLVMSetTarget(m, t->triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(m, dl);
+    LLVMDisposeTargetData(dl);
+}
+
+bool cpu_optimize_module(LLVMModuleRef m, const cpu_target *t, char *err, size_t errlen) {
+    LLVMTargetMachineRef tm = cpu_target_machine(t, false, err, errlen);
+    if (!tm) return false;
+    set_layout(m, t, tm);
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    /* The micro-kernels are unrolled by the generator; letting the unroller multiply
+     * them again only grows code and compile time. */
+    LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
+    LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    LLVMDisposeTargetMachine(tm);
+    return take_error(e, "LLVM optimisation failed", err, errlen);
+}
+
+bool cpu_emit_object(LLVMModuleRef m, const cpu_target *t, const char *path, char *err, size_t errlen) {
+    LLVMTargetMachineRef tm = cpu_target_machine(t, false, err, errlen);
+    if (!tm) return false;
+    set_layout(m, t, tm);
+    char *msg = NULL;
+    /* LLVMTargetMachineEmitToFile takes a non-const path in LLVM 14. */
+    char *p = strdup(path);
+    bool failed = !p || LLVMTargetMachineEmitToFile(tm, m, p, LLVMObjectFile, &msg);
+    free(p);
+    if (failed) snprintf(err, errlen, "cannot write object file '%s': %s", path, msg ? msg : "out of memory");
+    LLVMDisposeMessage(msg);
+    LLVMDisposeTargetMachine(tm);
+    return !failed;
+}
+
+cpu_jit *cpu_jit_create(const cpu_target *t, LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef m,
+                        char *err, size_t errlen) {
+    cpu_jit *j = calloc(1, sizeof *j);
+    LLVMTargetMachineRef tm = j ? cpu_target_machine(t, true, err, errlen) : NULL;
+    if (!tm) {
+        if (!j) snprintf(err, errlen, "out of memory");
+        free(j);
+        LLVMDisposeModule(m);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return NULL;
+    }
+    set_layout(m, t, tm);
+    /* The builder owns the JIT target machine builder, which owns tm: the JIT compiles
+     * with the host CPU's features, not LLVM's idea of the CPU name. */
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, builder);
+    if (!take_error(e, "cannot create the LLVM JIT", err, errlen)) {
+        free(j);
+        LLVMDisposeModule(m);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return NULL;
+    }
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL);
+    if (!take_error(e, "cannot expose process symbols to the JIT", err, errlen)) {
+        LLVMDisposeModule(m);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        cpu_jit_destroy(j);
+        return NULL;
+    }
+    LLVMOrcJITDylibAddGenerator(jd, gen);
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, tsc);
+    LLVMOrcDisposeThreadSafeContext(tsc);      /* the module keeps the context alive */
+    e = LLVMOrcLLJITAddLLVMIRModule(j->jit, jd, tsm);
+    if (e) {
+        LLVMOrcDisposeThreadSafeModule(tsm);
+        take_error(e, "cannot add the kernel module to the JIT", err, errlen);
+        cpu_jit_destroy(j);
+        return NULL;
+    }
+    return j;
+}
+
+void *cpu_jit_lookup(cpu_jit *j, const char *name, char *err, size_t errlen) {
+    LLVMOrcExecutorAddress addr = 0;
+    LLVMErrorRef e = LLVMOrcLLJITLookup(j->jit, &addr, name);
+    if (!take_error(e, "JIT compilation failed", err, errlen)) return NULL;
+    return (void *)(uintptr_t)addr;
+}
+
+void cpu_jit_destroy(cpu_jit *j) {
+    if (!j) return;
+    if (j->jit) {
+        LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->jit);
+        if (e) LLVMConsumeError(e);
+    }
+    free(j);
+}

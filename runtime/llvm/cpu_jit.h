@@ -1,0 +1,27 @@
+/* Turning a generated LLVM module into machine code: the O3 pipeline, ORC LLJIT for
+ * in-process use, and object files for `attnc build`. */
+#ifndef ATTNC_CPU_JIT_H
+#define ATTNC_CPU_JIT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Orc.h>
+#include "codegen/llvm/cpu_target.h"
+
+/* Sets the module's triple and data layout from the target, then runs "default<O3>"
+ * (LLJIT itself runs no IR passes). */
+bool cpu_optimize_module(LLVMModuleRef m, const cpu_target *t, char *err, size_t errlen);
+
+/* Writes an object file for the (already optimised) module. */
+bool cpu_emit_object(LLVMModuleRef m, const cpu_target *t, const char *path, char *err, size_t errlen);
+
+typedef struct cpu_jit cpu_jit;
+/* A JIT for one module: takes ownership of the module and of the thread-safe context
+ * it was built in (the caller must not dispose either). Process symbols (libm) resolve. */
+cpu_jit *cpu_jit_create(const cpu_target *t, LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef m,
+                        char *err, size_t errlen);
+/* Address of a defined function, or NULL with a message. */
+void *cpu_jit_lookup(cpu_jit *j, const char *name, char *err, size_t errlen);
+void cpu_jit_destroy(cpu_jit *j);
+
+#endif
