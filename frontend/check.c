@@ -141,9 +141,15 @@ static void check_softmax_shape(kcheck *kc, bool lenient) {
         if (lat_ok && have_dims) {
             char b[32];
             if (R > dr.qk) {
-                diag_error(kc->d, dr.qk_node->loc,
-                           "the latent rank (%d) is larger than the qk head dim (%d); with 'latent', qk = rank + rope = %d",
-                           R, dr.qk, R + P);
+                if (dr.qk > P)
+                    diag_error(kc->d, dr.qk_node->loc,
+                               "the latent rank (%d) is larger than the qk head dim (%d); K rows are [latent ; rope part], "
+                               "so qk = rank + rope: use rank = %d, or drop 'dims' (latent implies qk = %d)",
+                               R, dr.qk, dr.qk - P, R + P);
+                else
+                    diag_error(kc->d, dr.qk_node->loc,
+                               "the latent rank (%d) is larger than the qk head dim (%d); K rows are [latent ; rope part], "
+                               "so qk = rank + rope: drop 'dims' (latent implies qk = %d)", R, dr.qk, R + P);
                 lat_ok = false;
             } else if (R + P != dr.qk) {
                 diag_error(kc->d, dr.qk_node->loc,
@@ -180,6 +186,7 @@ static void check_softmax_shape(kcheck *kc, bool lenient) {
                    "kernel '%s' has no 'dims' clause; add the head dims, e.g. 'dims qk = 128, v = 128' "
                    "(or 'latent rank = 512, rope = 64' for MLA)", kc->ast->name);
     }
+    kc->dims_ok = dims_ok;
     kc->shape_ok = heads_ok && dims_ok;
 }
 

@@ -596,8 +596,6 @@ static ir_expr *lower_call(kcheck *kc, const ast_node *n, expr_where w) {
     }
     if (!ok) return NULL;
     if (f == FN_SELECT) {
-        char what[32];
-        snprintf(what, sizeof what, "select");
         ir_expr *c = x[0];
         if (c->type != IR_T_BOOL) {
             char q[96], hint[128];

@@ -35,6 +35,7 @@ typedef struct kcheck {
     int family;                         /* FAM_SOFTMAX or FAM_RECURRENCE */
     const ast_clause *clause[CL_COUNT]; /* first occurrence of each clause */
     bool shape_ok;                      /* heads and head dims are known and valid */
+    bool dims_ok;                       /* head dims (d_qk, d_v) are known and valid */
     bool decay_has_v;                   /* the decay reads an input with a v axis */
     bool incomplete;                    /* a required clause is missing (after a syntax error,
                                            unreported): the kernel is not added */

@@ -228,10 +228,9 @@ static bool is_layout(const ast_node *n) {
     return n->kind == AST_IDENT && n->name && (strcmp(n->name, "half") == 0 || strcmp(n->name, "interleaved") == 0);
 }
 
-static void unknown_option(kcheck *kc, const ast_node *n, const char *name, src_loc loc) {
+static void unknown_option(kcheck *kc, const char *name, src_loc loc) {
     static const alias aliases[] = {{"theta", "base"}, {"rope_theta", "base"}, {"rotary_dims", "dims"},
                                     {"mrope_section", "sections"}, {"scaling_factor", "scaling"}};
-    (void)n;
     const char *s = suggest(name, option_names, N_OPTIONS, aliases, sizeof aliases / sizeof aliases[0]);
     if (s) diag_error(kc->d, loc, "unknown rope argument '%s'; did you mean '%s'?", name, s);
     else diag_error(kc->d, loc, "unknown rope argument '%s'; rope takes base, dims, scaling, sections, positions and "
@@ -262,12 +261,12 @@ static void check_option(kcheck *kc, rope_state *st, const ast_node *n, bool lay
         } else if (strcmp(name, "rerope") == 0) {
             diag_error(kc->d, n->loc, "rerope needs a window: 'rerope(window = 512)' (and optionally 'leak = 16')");
         } else {
-            unknown_option(kc, n, name, n->loc);
+            unknown_option(kc, name, n->loc);
         }
         return;
     case AST_NAMED: {
         int opt = option_index(name);
-        if (opt < 0) { unknown_option(kc, n, name, n->name_loc); return; }
+        if (opt < 0) { unknown_option(kc, name, n->name_loc); return; }
         if (opt == 4) {
             diag_error(kc->d, n->loc, "'positions' is a flag and takes no value; write 'positions' alone");
             return;
@@ -306,7 +305,7 @@ static void check_option(kcheck *kc, rope_state *st, const ast_node *n, bool lay
                 diag_error(kc->d, n->loc, "name the scaling: 'scaling = %s(...)'", name);
                 return;
             }
-        unknown_option(kc, n, name, n->name_loc);
+        unknown_option(kc, name, n->name_loc);
         return;
     default:
         diag_error(kc->d, n->loc, "unexpected rope argument; rope takes a layout, then base = B, dims = [lo, hi), "
@@ -320,7 +319,7 @@ static void check_rope_consistency(kcheck *kc, rope_state *st, const ast_clause 
     ir_kernel *k = kc->k;
     ir_rope *r = &st->r;
     int qk = k->d_qk;
-    if (qk <= 0) return;   /* dims already reported */
+    if (!kc->dims_ok || qk <= 0) return;   /* the dims have their own error */
     if (!st->dims_given) {
         if (k->v_in_k) { r->dim_lo = k->latent_rank; r->dim_hi = k->latent_rank + k->latent_rope; }
         else { r->dim_lo = 0; r->dim_hi = qk; }

@@ -249,7 +249,7 @@ static bool run_softmax(run_ctx *c) {
     bool has_rope = rope->layout != IR_ROPE_NONE;
     bool rerope = has_rope && rope->rerope_window > 0;
     int dq = k->d_qk, dv = k->d_v, group = k->heads_q / k->heads_kv;
-    int n_axes = rope->n_sections > 1 ? rope->n_sections : 1;
+    int n_axes = rope->n_sections > 4 ? 4 : rope->n_sections > 1 ? rope->n_sections : 1;   /* sections[4] */
     int64_t sk = c->seq_k, sq = c->seq_q;
 
     if (has_rope && (!rope->planned || !rope->inv_freq || rope->n_pairs != (rope->dim_hi - rope->dim_lo) / 2))
@@ -263,15 +263,11 @@ static bool run_softmax(run_ctx *c) {
     double *kpos = alloc_doubles((size_t)sk * n_axes);
     double *qrow = alloc_doubles(dq), *qrot = alloc_doubles(dq), *acc = alloc_doubles(dv);
     double *score = alloc_doubles(sk), *freq = alloc_doubles(has_rope ? rope->n_pairs : 1);
-    unsigned char *visible = calloc(sk ? sk : 1, 1), *rotary = calloc(dq ? dq : 1, 1);
-    bool ok = kr && vr && kpos && qrow && qrot && acc && score && freq && visible && rotary;
+    unsigned char *visible = calloc(sk ? sk : 1, 1);
+    bool ok = kr && vr && kpos && qrow && qrot && acc && score && freq && visible;
     if (!ok) fail(c, "out of memory for a %lld-key run", (long long)sk);
 
-    if (ok && has_rope) {
-        ir_rope_inv_freq_at(rope, sk, freq);
-        for (int j = 0; j < rope->n_pairs; j++)
-            rotary[ir_rope_pair_dim0(rope, j)] = rotary[ir_rope_pair_dim1(rope, j)] = 1;
-    }
+    if (ok && has_rope) ir_rope_inv_freq_at(rope, sk, freq);   /* dynamic NTK depends on seq_k */
 
     interp_env env = { .kernel = k, .inputs = c->inputs };
     env.var[IR_VAR_SEQ_Q] = (double)sq;
@@ -365,7 +361,7 @@ static bool run_softmax(run_ctx *c) {
         }
     }
     free(kr); free(vr); free(kpos); free(qrow); free(qrot); free(acc);
-    free(score); free(freq); free(visible); free(rotary);
+    free(score); free(freq); free(visible);
     return ok;
 }
 

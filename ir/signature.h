@@ -32,8 +32,10 @@ int ir_signature(const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k
 const attnc_tensor *sig_find(const attnc_tensor *ts, int n, const char *name);
 
 /* Checks views against the signature: every required tensor present, dtype and shape
- * equal, no unknown names. On failure writes "tensor 'k': expected shape [2, 17, 8, 128]
- * (batch, seq_k, heads_kv, d_qk), got [2, 17, 8, 64]" style text to err and returns false. */
+ * equal, no unknown names. Outputs (o, lse, state_out) are also accepted as ATTNC_F64
+ * views (the interpreter writes any float dtype; a backend rejects f64 itself). On
+ * failure writes "tensor 'k': expected shape [2, 17, 8, 128] (batch, seq_k, heads_kv,
+ * d_qk), got [2, 17, 8, 64]" style text to err and returns false. */
 bool sig_check(const sig_tensor *sig, int n_sig, const attnc_tensor *ts, int n, char *err, size_t errlen);
 
 /* Element size in bytes. */

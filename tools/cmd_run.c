@@ -7,7 +7,16 @@
  * arange on every axis; declared i32 inputs = runs of equal ids (segment-id like, run
  * lengths 1 .. seq/3 + 1); declared f32 inputs uniform in [0.01, 0.1] (their meaning is
  * not known here: small positive values keep decays like exp(-dt * exp(A_log)) in (0, 1)
- * and every score finite). The generator is splitmix64 seeded by --seed. */
+ * and every score finite). The generator is splitmix64 seeded by --seed. Lengths: --seq
+ * sets seq_q and seq_k (default 128), except for decode kernels, where it is the cache
+ * length and seq_q stays 1 unless --seq-q is given; with --in files, q gives batch and
+ * seq_q and k gives seq_k.
+ *
+ * Outputs: the reference target writes f64, a backend its own dtypes (o: the kernel's,
+ * lse/state_out: f32); files are written as --out-dtype (default f64 for ref, else f32).
+ * --check against the interpreter passes when every element has
+ * |got − ref| ≤ tol · (|ref| + rms(ref)), tol = 1e-5 for f32 kernels and 2e-2 for
+ * bf16/f16 ones (their outputs are rounded to 8 or 11 significant bits). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@ jobs="$(nproc)"
 echo "== tests (build/)"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
-echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)"
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/); tests labelled slow (long interpreter runs) are left to the plain build above"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DATTNC_SANITIZE=ON -DPython3_EXECUTABLE="$py" >/dev/null
 cmake --build build-asan -j"$jobs" >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

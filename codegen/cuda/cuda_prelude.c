@@ -61,12 +61,12 @@ static const char cuda_prims[] =
     "        : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n"
     "}\n"
     "ATTNC_DEVICE float shfl_xor(float v, int m) { return __shfl_xor_sync(0xffffffffu, v, m); }\n"
-    /* cvt.rn.bf16x2.f32 d, a, b puts a in the HIGH half (cuda-kernels.md §1.1): pass (hi, lo). */
-    "ATTNC_DEVICE u32 pack_bf16(float lo, float hi) {\n"
-    "    u32 r; asm(\"cvt.rn.bf16x2.f32 %0, %1, %2;\\n\" : \"=r\"(r) : \"f\"(hi), \"f\"(lo)); return r;\n"
+    /* literal PTX: cvt.rn.bf16x2.f32 d, a, b puts a in the HIGH half, b in the low half */
+    "ATTNC_DEVICE u32 cvt_rn_bf16x2(float a, float b) {\n"
+    "    u32 r; asm(\"cvt.rn.bf16x2.f32 %0, %1, %2;\\n\" : \"=r\"(r) : \"f\"(a), \"f\"(b)); return r;\n"
     "}\n"
-    "ATTNC_DEVICE u32 pack_f16(float lo, float hi) {\n"
-    "    u32 r; asm(\"cvt.rn.f16x2.f32 %0, %1, %2;\\n\" : \"=r\"(r) : \"f\"(hi), \"f\"(lo)); return r;\n"
+    "ATTNC_DEVICE u32 cvt_rn_f16x2(float a, float b) {\n"
+    "    u32 r; asm(\"cvt.rn.f16x2.f32 %0, %1, %2;\\n\" : \"=r\"(r) : \"f\"(a), \"f\"(b)); return r;\n"
     "}\n"
     "ATTNC_DEVICE float bf16_to_f(u16 x) { return __uint_as_float(((u32)x) << 16); }\n"
     "ATTNC_DEVICE u16 f_to_bf16(float x) { u16 r; asm(\"cvt.rn.bf16.f32 %0, %1;\\n\" : \"=h\"(r) : \"f\"(x)); return r; }\n"
@@ -82,6 +82,10 @@ static const char cuda_prims[] =
 
 /* Helpers written once in the common subset of CUDA C++ and C. */
 static const char common_helpers[] =
+    /* pack(lo, hi): lo in bits 0..15 as the mma operand wants it (cuda-kernels.md §1.1); the
+       simulator models cvt literally, so a swapped order here fails the simulator tests */
+    "ATTNC_DEVICE u32 pack_bf16(float lo, float hi) { return cvt_rn_bf16x2(hi, lo); }\n"
+    "ATTNC_DEVICE u32 pack_f16(float lo, float hi) { return cvt_rn_f16x2(hi, lo); }\n"
     "ATTNC_DEVICE int attnc_floordiv(int a, int b) {\n"
     "    if (b == 0) return 0;\n"
     "    int q = a / b;\n"

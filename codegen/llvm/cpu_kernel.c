@@ -31,6 +31,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <llvm-c/Analysis.h>
 #include "codegen/llvm/cpu_cg.h"
 
 enum { PL_B, PL_SQ, PL_SK, PL_NT, PL_OFF, PL_NQ, PL_NKB, PL_NSPLIT, PL_CHUNK, PL_BASE, PL_ITEMS0, PL_ITEMS1,
@@ -71,9 +72,9 @@ static LLVMValueRef icmp(kgen *g, LLVMIntPredicate p, LLVMValueRef a, LLVMValueR
 static LLVMValueRef sel(kgen *g, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSelect(BLD, c, a, b, ""); }
 static LLVMValueRef imin(kgen *g, LLVMValueRef a, LLVMValueRef b) { return cg_smin(&g->c, a, b); }
 static LLVMValueRef imax(kgen *g, LLVMValueRef a, LLVMValueRef b) { return cg_smax(&g->c, a, b); }
-static LLVMValueRef fadd(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(BLD, a, b, ""); }
-static LLVMValueRef fsub(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(BLD, a, b, ""); }
-static LLVMValueRef fmul(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(BLD, a, b, ""); }
+static LLVMValueRef vfadd(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(BLD, a, b, ""); }
+static LLVMValueRef vfsub(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(BLD, a, b, ""); }
+static LLVMValueRef vfmul(kgen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(BLD, a, b, ""); }
 /* ceil(a / b) for a >= 0, b > 0. */
 static LLVMValueRef cdiv(kgen *g, LLVMValueRef a, LLVMValueRef b) { return sdiv(g, add(g, a, sub(g, b, I(g, 1))), b); }
 static LLVMValueRef fptr(kgen *g, LLVMValueRef base, LLVMValueRef idx) { return cg_gep(&g->c, g->c.t_f32, base, idx); }
@@ -485,7 +486,7 @@ static void emit_table(kgen *g) {
         LLVMBuildRetVoid(BLD);
         return;
     }
-    LLVMValueRef posd[4];
+    LLVMValueRef posd[4] = { NULL, NULL, NULL, NULL };
     if (g->explicit_pos) {
         LLVMValueRef SK = ld64(g, PL, PL_SK);
         LLVMValueRef b = sdiv(g, i, SK), t = srem(g, i, SK);
@@ -552,8 +553,8 @@ static LLVMValueRef row_cos_sin(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMVa
     LLVMValueRef jP = add(g, L.iv, I(g, g->P));
     LLVMValueRef cb = ldf(g, fptr(g, rb, L.iv)), sb = ldf(g, fptr(g, rb, jP));
     LLVMValueRef co = ldf(g, fptr(g, ro, L.iv)), so = ldf(g, fptr(g, ro, jP));
-    stf(g, cg_fma(c, cb, co, LLVMBuildFNeg(BLD, fmul(g, sb, so), "")), fptr(g, cs_buf, L.iv));
-    stf(g, cg_fma(c, sb, co, fmul(g, cb, so)), fptr(g, cs_buf, jP));
+    stf(g, cg_fma(c, cb, co, LLVMBuildFNeg(BLD, vfmul(g, sb, so), "")), fptr(g, cs_buf, L.iv));
+    stf(g, cg_fma(c, sb, co, vfmul(g, cb, so)), fptr(g, cs_buf, jP));
     cg_loop_end(c, &L, NULL);
     return cs_buf;
 }
@@ -571,8 +572,8 @@ static void rotate_row(kgen *g, LLVMValueRef dst, LLVMValueRef st, LLVMValueRef 
     LLVMValueRef p0 = fptr(g, dst, mul(g, d0, st)), p1 = fptr(g, dst, mul(g, d1, st));
     LLVMValueRef x0 = ldf(g, p0), x1 = ldf(g, p1);
     LLVMValueRef co = ldf(g, fptr(g, cs, j)), sn = ldf(g, fptr(g, cs, add(g, j, I(g, g->P))));
-    stf(g, cg_fma(c, x0, co, LLVMBuildFNeg(BLD, fmul(g, x1, sn), "")), p0);
-    stf(g, cg_fma(c, x0, sn, fmul(g, x1, co)), p1);
+    stf(g, cg_fma(c, x0, co, LLVMBuildFNeg(BLD, vfmul(g, x1, sn), "")), p0);
+    stf(g, cg_fma(c, x0, sn, vfmul(g, x1, co)), p1);
     cg_loop_end(c, &L, NULL);
 }
 
@@ -605,7 +606,7 @@ static void emit_stage_q(kgen *g) {
         LLVMValueRef s3 = stride(g, S, sq, 3);
         cg_loop D;
         cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
-        LLVMValueRef x = fmul(g, load_elem(g, q, add(g, base, mul(g, D.iv, s3))), cg_f32(c, g->qscale));
+        LLVMValueRef x = vfmul(g, load_elem(g, q, add(g, base, mul(g, D.iv, s3))), cg_f32(c, g->qscale));
         stf(g, x, fptr(g, col, mul(g, D.iv, Rp)));
         if (g->rerope) stf(g, x, fptr(g, col2, mul(g, D.iv, Rp)));
         cg_loop_end(c, &D, NULL);
@@ -771,7 +772,7 @@ static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMVa
             if (k->score_mod) {
                 sc->env.var[IR_VAR_SCORE] = s;
                 s = cg_splat(c, cg_expr(c, k->score_mod, &sc->env));
-                s = fmul(g, s, cg_vf32(c, M_LOG2E));
+                s = vfmul(g, s, cg_vf32(c, M_LOG2E));
             }
             if (partial) {
                 LLVMValueRef vis = icmp(g, LLVMIntSLT, j, nk);
@@ -905,7 +906,7 @@ static void emit_s_block(kgen *g, int narrow) {
         mnew[i] = cg_fmax(c, mo, T.carried[i]);
         LLVMValueRef none = LLVMBuildFCmp(BLD, LLVMRealOEQ, mnew[i], cg_vf32(c, -INFINITY), "");
         mu[i] = sel(g, none, cg_vf32(c, 0.0), mnew[i]);
-        alpha[i] = vm_exp2_softmax(c, fsub(g, mo, mu[i]));
+        alpha[i] = vm_exp2_softmax(c, vfsub(g, mo, mu[i]));
         psum0[i] = cg_vf32(c, 0.0);
     }
     cg_loop Pl;
@@ -913,9 +914,9 @@ static void emit_s_block(kgen *g, int narrow) {
     LLVMValueRef ps_next[8];
     for (int i = 0; i < sc.RV; i++) {
         LLVMValueRef sp = fptr(g, sT, add(g, mul(g, Pl.iv, I(g, sc.RP)), I(g, (int64_t)i * g->W)));
-        LLVMValueRef p = vm_exp2_softmax(c, fsub(g, cg_vload(c, sp), mu[i]));
+        LLVMValueRef p = vm_exp2_softmax(c, vfsub(g, cg_vload(c, sp), mu[i]));
         cg_vstore(c, p, sp);
-        ps_next[i] = fadd(g, Pl.carried[i], p);
+        ps_next[i] = vfadd(g, Pl.carried[i], p);
     }
     cg_loop_end(c, &Pl, ps_next);
     for (int i = 0; i < sc.RV; i++) {
@@ -938,7 +939,7 @@ static void pv_tile(kgen *g, int KC, int RV, int RP, LLVMValueRef c0, LLVMValueR
     for (int cc = 0; cc < KC; cc++)
         for (int i = 0; i < RV; i++) {
             LLVMValueRef p = fptr(g, oT, add(g, mul(g, add(g, c0, I(g, cc)), I(g, g->R_pad)), I(g, (int64_t)i * g->W)));
-            init[cc * RV + i] = fmul(g, cg_vload(c, p), al[i]);
+            init[cc * RV + i] = vfmul(g, cg_vload(c, p), al[i]);
         }
     cg_loop J;
     cg_loop_begin(c, &J, I(g, 0), nk, I(g, 1), KC * RV, init);
@@ -989,4 +990,520 @@ static void emit_pv(kgen *g, int narrow) {
     }
     if (g->dv > main_end) pv_tile(g, g->dv - main_end, RV, RP, I(g, main_end), vptr, vrs, nk, pT, oT, al);
     LLVMBuildRetVoid(BLD);
+}
+
+/* ---------------------------------------------------------------- work items */
+
+static LLVMValueRef ws_bytes_ptr(kgen *g, LLVMValueRef A, LLVMValueRef byte_off) {
+    LLVMValueRef ws = afield(g, A, 6, g->c.t_pi8);
+    return LLVMBuildInBoundsGEP2(BLD, g->c.t_i8, ws, &byte_off, 1, "");
+}
+
+/* Writes the rows of one item: o = O^T / l (0 where nothing was visible) and
+ * lse = m ln 2 + ln l (-inf likewise). get_row(r) supplies (m, l) and the O^T base. */
+static void store_row_output(kgen *g, LLVMValueRef A, LLVMValueRef S, LLVMValueRef b, LLVMValueRef pos,
+                             LLVMValueRef head, LLVMValueRef m, LLVMValueRef l, LLVMValueRef src, LLVMValueRef src_stride,
+                             LLVMValueRef inv) {
+    cg *c = &g->c;
+    int so = g->abi.o;
+    LLVMValueRef od = slot_data(g, A, so);
+    LLVMValueRef ob = add(g, add(g, mul(g, b, stride(g, S, so, 0)), mul(g, pos, stride(g, S, so, 1))),
+                          mul(g, head, stride(g, S, so, 2)));
+    LLVMValueRef s3 = stride(g, S, so, 3);
+    cg_loop D;
+    cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
+    LLVMValueRef v = vfmul(g, ldf(g, fptr(g, src, mul(g, D.iv, src_stride))), inv);
+    store_elem(g, v, od, add(g, ob, mul(g, D.iv, s3)));
+    cg_loop_end(c, &D, NULL);
+    int sl = g->abi.lse;
+    LLVMValueRef ld = slot_data(g, A, sl);
+    LLVMBasicBlockRef join = cg_if_begin(c, LLVMBuildIsNotNull(BLD, ld, ""));
+    LLVMValueRef lb = add(g, add(g, mul(g, b, stride(g, S, sl, 0)), mul(g, pos, stride(g, S, sl, 1))),
+                          mul(g, head, stride(g, S, sl, 2)));
+    LLVMValueRef md = LLVMBuildFPExt(BLD, m, c->t_f64, ""), lnl = call_f64(g, "llvm.log", LLVMBuildFPExt(BLD, l, c->t_f64, ""));
+    LLVMValueRef lse = LLVMBuildFAdd(BLD, LLVMBuildFMul(BLD, md, cg_f64(c, M_LN2), ""), lnl, "");
+    LLVMValueRef has = LLVMBuildFCmp(BLD, LLVMRealOGT, l, cg_f32(c, 0.0), "");
+    lse = sel(g, has, LLVMBuildFPTrunc(BLD, lse, c->t_f32, ""), cg_f32(c, -INFINITY));
+    stf(g, lse, fptr(g, cg_bitcast_ptr(c, ld, c->t_pf32), lb));
+    cg_if_end(c, join);
+}
+
+static void do_panel(kgen *g, int narrow, LLVMValueRef *sargs, LLVMValueRef r0, LLVMValueRef Rv, LLVMValueRef pos0,
+                     LLVMValueRef off, LLVMValueRef k0, LLVMValueRef nk, LLVMValueRef ts, LLVMValueRef vp, LLVMValueRef vrs) {
+    cg *c = &g->c;
+    const ir_mask_band *band = &g->k->band;
+    int RP = narrow ? g->W : g->RPw;
+    LLVMValueRef rlast = sub(g, imin(g, add(g, r0, I(g, RP)), Rv), I(g, 1));
+    LLVMValueRef pa = add(g, add(g, pos0, sdiv(g, r0, I(g, g->G))), off);
+    LLVMValueRef pz = add(g, add(g, pos0, sdiv(g, rlast, I(g, g->G))), off);
+    LLVMValueRef kz = sub(g, add(g, k0, nk), I(g, 1));
+    LLVMValueRef dmin = sub(g, pa, kz), dmax = sub(g, pz, k0);
+    bool lo_fin = band->has_band && band->band_lo != INT64_MIN, hi_fin = band->has_band && band->band_hi != INT64_MAX;
+    LLVMValueRef empty = LLVMConstInt(c->t_i1, 0, 0);
+    if (hi_fin) empty = LLVMBuildOr(BLD, empty, icmp(g, LLVMIntSGT, dmin, I(g, band->band_hi)), "");
+    if (lo_fin) empty = LLVMBuildOr(BLD, empty, icmp(g, LLVMIntSLT, dmax, I(g, band->band_lo)), "");
+    LLVMValueRef full = icmp(g, LLVMIntEQ, nk, I(g, g->Bc));
+    if (g->mask) {
+        if (band->has_band && band->band_exact) {
+            if (lo_fin) full = LLVMBuildAnd(BLD, full, icmp(g, LLVMIntSGE, dmin, I(g, band->band_lo)), "");
+            if (hi_fin) full = LLVMBuildAnd(BLD, full, icmp(g, LLVMIntSLE, dmax, I(g, band->band_hi)), "");
+        } else {
+            full = LLVMConstInt(c->t_i1, 0, 0);
+        }
+    }
+    LLVMBasicBlockRef join = cg_if_begin(c, LLVMBuildNot(BLD, empty, ""));
+    LLVMValueRef a[SB_N];
+    memcpy(a, sargs, sizeof a);
+    a[SB_QT] = fptr(g, sargs[SB_QT], r0);
+    a[SB_QT2] = fptr(g, sargs[SB_QT2], r0);
+    a[SB_M] = fptr(g, sargs[SB_M], r0);
+    a[SB_L] = fptr(g, sargs[SB_L], r0);
+    a[SB_ALPHA] = fptr(g, sargs[SB_ALPHA], r0);
+    a[SB_R0] = r0;
+    a[SB_PARTIAL] = LLVMBuildNot(BLD, full, "");
+    LLVMValueRef fs = g->f_s[narrow];
+    LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(fs)), fs, a, SB_N, "");
+    LLVMValueRef pa_args[PV_N] = { vp, vrs, nk, sargs[SB_ST], fptr(g, fptr(g, ts, I(g, g->off_oT)), r0), a[SB_ALPHA] };
+    LLVMValueRef fp = g->f_pv[narrow];
+    LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(fp)), fp, pa_args, PV_N, "");
+    cg_if_end(c, join);
+}
+
+static void call_void(kgen *g, LLVMValueRef fn, LLVMValueRef *args, int n) {
+    LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(fn)), fn, args, (unsigned)n, "");
+}
+
+/* void compute_item(A, PL, S, item, thread) */
+static void emit_compute(kgen *g) {
+    cg *c = &g->c;
+    const ir_kernel *k = g->k;
+    LLVMTypeRef ps[5] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_i64, c->t_i64 };
+    g->f_compute = cg_function(c, "compute_item", c->t_void, ps, 5, false);
+    begin_fn(g, g->f_compute);
+    LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), item = param(g, 3), thread = param(g, 4);
+    LLVMValueRef B = ld64(g, PL, PL_B), SQ = ld64(g, PL, PL_SQ), SK = ld64(g, PL, PL_SK), off = ld64(g, PL, PL_OFF);
+    LLVMValueRef nq = ld64(g, PL, PL_NQ), nkb = ld64(g, PL, PL_NKB), nsplit = ld64(g, PL, PL_NSPLIT);
+    LLVMValueRef chunk = ld64(g, PL, PL_CHUNK);
+    LLVMValueRef hs = mul(g, I(g, g->HKV), nsplit);
+    LLVMValueRef per = mul(g, B, hs);
+    LLVMValueRef qb = sub(g, sub(g, nq, I(g, 1)), sdiv(g, item, per));
+    LLVMValueRef rem = srem(g, item, per);
+    LLVMValueRef b = sdiv(g, rem, hs), rem2 = srem(g, rem, hs);
+    LLVMValueRef h = sdiv(g, rem2, nsplit), sp = srem(g, rem2, nsplit);
+    LLVMValueRef pos0 = mul(g, qb, I(g, g->Br));
+    LLVMValueRef npos = imin(g, I(g, g->Br), sub(g, SQ, pos0));
+    LLVMValueRef Rv = mul(g, npos, I(g, g->G));
+    LLVMValueRef ts = cg_bitcast_ptr(c, ws_bytes_ptr(g, A, mul(g, thread, I(g, g->T_floats * 4))), c->t_pf32);
+    LLVMValueRef qT = fptr(g, ts, I(g, g->off_qT)), oT = fptr(g, ts, I(g, g->off_oT));
+    LLVMValueRef m = fptr(g, ts, I(g, g->off_m)), l = fptr(g, ts, I(g, g->off_l));
+    LLVMValueRef kst = fptr(g, ts, I(g, g->off_kst)), vst = fptr(g, ts, I(g, g->off_vst));
+
+    LLVMValueRef sq_args[8] = { A, PL, S, ts, b, h, pos0, npos };
+    call_void(g, g->f_stage_q, sq_args, 8);
+    {
+        cg_loop L;
+        cg_loop_begin(c, &L, I(g, 0), I(g, g->R_pad), I(g, 1), 0, NULL);
+        stf(g, cg_f32(c, -INFINITY), fptr(g, m, L.iv));
+        stf(g, cg_f32(c, 0.0), fptr(g, l, L.iv));
+        cg_loop_end(c, &L, NULL);
+        cg_loop Z;
+        cg_loop_begin(c, &Z, I(g, 0), I(g, (int64_t)g->dv * g->R_pad), I(g, 1), 0, NULL);
+        stf(g, cg_f32(c, 0.0), fptr(g, oT, Z.iv));
+        cg_loop_end(c, &Z, NULL);
+    }
+
+    /* Key blocks of this split, cut to the mask band of the item's q range. */
+    LLVMValueRef kb_lo = mul(g, sp, chunk), kb_hi = imin(g, nkb, add(g, kb_lo, chunk));
+    const ir_mask_band *band = &k->band;
+    LLVMValueRef qa = add(g, pos0, off), qz = sub(g, add(g, add(g, pos0, npos), off), I(g, 1));
+    if (band->has_band && band->band_hi != INT64_MAX) {
+        LLVMValueRef kmin = imax(g, sub(g, qa, I(g, band->band_hi)), I(g, 0));
+        kb_lo = imax(g, kb_lo, sdiv(g, kmin, I(g, g->Bc)));
+    }
+    if (band->has_band && band->band_lo != INT64_MIN) {
+        LLVMValueRef kmax = sub(g, qz, I(g, band->band_lo));
+        LLVMValueRef lim = sel(g, icmp(g, LLVMIntSLT, kmax, I(g, 0)), I(g, 0), add(g, sdiv(g, kmax, I(g, g->Bc)), I(g, 1)));
+        kb_hi = imin(g, kb_hi, lim);
+    }
+    if (g->mask_false) kb_hi = kb_lo;
+
+    LLVMValueRef kdata = slot_data(g, A, g->abi.k);
+    int sk = g->abi.k;
+    LLVMValueRef kdirect = g->k_stage_ct ? LLVMConstInt(c->t_i1, 0, 0) : icmp(g, LLVMIntEQ, stride(g, S, sk, 3), I(g, 1));
+    LLVMValueRef vdirect = NULL, vdata = NULL;
+    int sv = g->abi.v;
+    if (!k->v_in_k) {
+        vdata = slot_data(g, A, sv);
+        vdirect = g->v_stage_ct ? LLVMConstInt(c->t_i1, 0, 0) : icmp(g, LLVMIntEQ, stride(g, S, sv, 3), I(g, 1));
+    }
+
+    cg_loop KB;
+    cg_loop_begin(c, &KB, kb_lo, kb_hi, I(g, 1), 0, NULL);
+    LLVMValueRef k0 = mul(g, KB.iv, I(g, g->Bc));
+    LLVMValueRef nk = imin(g, I(g, g->Bc), sub(g, SK, k0));
+    LLVMValueRef stage_args[8] = { A, PL, S, ts, b, h, k0, nk };
+    LLVMBasicBlockRef j1 = cg_if_begin(c, LLVMBuildNot(BLD, kdirect, ""));
+    call_void(g, g->f_stage_k, stage_args, 8);
+    cg_if_end(c, j1);
+    LLVMValueRef kdir_off = add(g, add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, k0, stride(g, S, sk, 1))),
+                                mul(g, h, stride(g, S, sk, 2)));
+    LLVMValueRef kp = sel(g, kdirect, fptr(g, cg_bitcast_ptr(c, kdata, c->t_pf32), kdir_off), kst);
+    LLVMValueRef krs = sel(g, kdirect, stride(g, S, sk, 1), I(g, g->dq));
+    LLVMValueRef vp = kp, vrs = krs;
+    if (!k->v_in_k) {
+        LLVMBasicBlockRef j2 = cg_if_begin(c, LLVMBuildNot(BLD, vdirect, ""));
+        call_void(g, g->f_stage_v, stage_args, 8);
+        cg_if_end(c, j2);
+        LLVMValueRef vdir_off = add(g, add(g, mul(g, b, stride(g, S, sv, 0)), mul(g, k0, stride(g, S, sv, 1))),
+                                    mul(g, h, stride(g, S, sv, 2)));
+        vp = sel(g, vdirect, fptr(g, cg_bitcast_ptr(c, vdata, c->t_pf32), vdir_off), vst);
+        vrs = sel(g, vdirect, stride(g, S, sv, 1), I(g, g->dv));
+    }
+    LLVMValueRef sargs[SB_N];
+    sargs[SB_A] = A; sargs[SB_PL] = PL; sargs[SB_S] = S;
+    sargs[SB_K] = kp; sargs[SB_KRS] = krs; sargs[SB_K2] = fptr(g, ts, I(g, g->off_kst2)); sargs[SB_NK] = nk;
+    sargs[SB_QT] = qT; sargs[SB_QT2] = fptr(g, ts, I(g, g->off_qT2)); sargs[SB_ST] = fptr(g, ts, I(g, g->off_sT));
+    sargs[SB_M] = m; sargs[SB_L] = l; sargs[SB_ALPHA] = fptr(g, ts, I(g, g->off_alpha));
+    sargs[SB_B] = b; sargs[SB_H] = h; sargs[SB_POS0] = pos0; sargs[SB_R0] = I(g, 0); sargs[SB_K0] = k0;
+    sargs[SB_PARTIAL] = cg_true(c);
+    /* Panels: wide ones while more than one vector of rows remains, then one narrow. */
+    LLVMValueRef n_wide = sel(g, icmp(g, LLVMIntSGT, Rv, I(g, g->W)), cdiv(g, sub(g, Rv, I(g, g->W)), I(g, g->RPw)), I(g, 0));
+    cg_loop PW;
+    cg_loop_begin(c, &PW, I(g, 0), n_wide, I(g, 1), 0, NULL);
+    do_panel(g, 0, sargs, mul(g, PW.iv, I(g, g->RPw)), Rv, pos0, off, k0, nk, ts, vp, vrs);
+    cg_loop_end(c, &PW, NULL);
+    LLVMValueRef rn = mul(g, n_wide, I(g, g->RPw));
+    LLVMBasicBlockRef j3 = cg_if_begin(c, icmp(g, LLVMIntSLT, rn, Rv));
+    do_panel(g, 1, sargs, rn, Rv, pos0, off, k0, nk, ts, vp, vrs);
+    cg_if_end(c, j3);
+    cg_loop_end(c, &KB, NULL);
+
+    /* Finish: normalised rows, or this split's partial state for the merge. */
+    LLVMBasicBlockRef whole = cg_block(c, "whole"), partial = cg_block(c, "partial"), done = cg_block(c, "done");
+    LLVMBuildCondBr(BLD, icmp(g, LLVMIntEQ, nsplit, I(g, 1)), whole, partial);
+    LLVMPositionBuilderAtEnd(BLD, whole);
+    {
+        cg_loop R;
+        cg_loop_begin(c, &R, I(g, 0), Rv, I(g, 1), 0, NULL);
+        LLVMValueRef r = R.iv;
+        LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
+        LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));
+        LLVMValueRef lv = ldf(g, fptr(g, l, r)), mv = ldf(g, fptr(g, m, r));
+        LLVMValueRef has = LLVMBuildFCmp(BLD, LLVMRealOGT, lv, cg_f32(c, 0.0), "");
+        LLVMValueRef inv = sel(g, has, LLVMBuildFDiv(BLD, cg_f32(c, 1.0), lv, ""), cg_f32(c, 0.0));
+        store_row_output(g, A, S, b, pos, head, mv, lv, fptr(g, oT, r), I(g, g->R_pad), inv);
+        cg_loop_end(c, &R, NULL);
+    }
+    LLVMBuildBr(BLD, done);
+    LLVMPositionBuilderAtEnd(BLD, partial);
+    {
+        LLVMValueRef slot = add(g, mul(g, add(g, mul(g, add(g, mul(g, qb, B), b), I(g, g->HKV)), h), nsplit), sp);
+        int64_t slot_bytes = (int64_t)(2 + g->dv) * g->R_pad * 4;
+        LLVMValueRef dst = ws_bytes_ptr(g, A, add(g, ld64(g, PL, PL_PARTOFF), mul(g, slot, I(g, slot_bytes))));
+        LLVMValueRef srcs[3] = { m, l, oT };
+        int64_t sizes[3] = { (int64_t)g->R_pad * 4, (int64_t)g->R_pad * 4, (int64_t)g->dv * g->R_pad * 4 };
+        int64_t at = 0;
+        for (int i = 0; i < 3; i++) {
+            LLVMValueRef d = LLVMBuildInBoundsGEP2(BLD, c->t_i8, dst, (LLVMValueRef[]){ I(g, at) }, 1, "");
+            LLVMBuildMemCpy(BLD, d, 4, cg_bitcast_ptr(c, srcs[i], c->t_pi8), 4, I(g, sizes[i]));
+            at += sizes[i];
+        }
+    }
+    LLVMBuildBr(BLD, done);
+    LLVMPositionBuilderAtEnd(BLD, done);
+    LLVMBuildRetVoid(BLD);
+}
+
+/* void merge_item(A, PL, S, item, thread): combines the splits of one (q-block, batch,
+ * kv head): m = max m_s, w_s = 2^(m_s - m), o = sum w_s O_s / sum w_s l_s. */
+static void emit_merge(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[5] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_i64, c->t_i64 };
+    g->f_merge = cg_function(c, "merge_item", c->t_void, ps, 5, false);
+    begin_fn(g, g->f_merge);
+    LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), item = param(g, 3), thread = param(g, 4);
+    LLVMValueRef B = ld64(g, PL, PL_B), SQ = ld64(g, PL, PL_SQ), nq = ld64(g, PL, PL_NQ), nsplit = ld64(g, PL, PL_NSPLIT);
+    LLVMValueRef per = mul(g, B, I(g, g->HKV));
+    LLVMValueRef qb = sub(g, sub(g, nq, I(g, 1)), sdiv(g, item, per));
+    LLVMValueRef rem = srem(g, item, per);
+    LLVMValueRef b = sdiv(g, rem, I(g, g->HKV)), h = srem(g, rem, I(g, g->HKV));
+    LLVMValueRef pos0 = mul(g, qb, I(g, g->Br));
+    LLVMValueRef npos = imin(g, I(g, g->Br), sub(g, SQ, pos0));
+    LLVMValueRef Rv = mul(g, npos, I(g, g->G));
+    LLVMValueRef ts = cg_bitcast_ptr(c, ws_bytes_ptr(g, A, mul(g, thread, I(g, g->T_floats * 4))), c->t_pf32);
+    LLVMValueRef wbuf = fptr(g, ts, I(g, g->off_w));
+    int64_t slot_floats = (int64_t)(2 + g->dv) * g->R_pad;
+    LLVMValueRef slot0 = mul(g, add(g, mul(g, add(g, mul(g, qb, B), b), I(g, g->HKV)), h), nsplit);
+    LLVMValueRef part = cg_bitcast_ptr(c, ws_bytes_ptr(g, A, add(g, ld64(g, PL, PL_PARTOFF), mul(g, slot0, I(g, slot_floats * 4)))), c->t_pf32);
+    LLVMValueRef SF = I(g, slot_floats);
+
+    cg_loop R;
+    cg_loop_begin(c, &R, I(g, 0), Rv, I(g, 1), 0, NULL);
+    LLVMValueRef r = R.iv;
+    LLVMValueRef init_m = cg_f32(c, -INFINITY);
+    cg_loop M1;
+    cg_loop_begin(c, &M1, I(g, 0), nsplit, I(g, 1), 1, &init_m);
+    LLVMValueRef ms = ldf(g, fptr(g, part, add(g, mul(g, M1.iv, SF), r)));
+    LLVMValueRef mx = cg_fmax(c, M1.carried[0], ms);
+    cg_loop_end(c, &M1, &mx);
+    LLVMValueRef M = M1.carried[0];
+    LLVMValueRef mu = sel(g, LLVMBuildFCmp(BLD, LLVMRealOEQ, M, cg_f32(c, -INFINITY), ""), cg_f32(c, 0.0), M);
+    LLVMValueRef init_l = cg_f32(c, 0.0);
+    cg_loop M2;
+    cg_loop_begin(c, &M2, I(g, 0), nsplit, I(g, 1), 1, &init_l);
+    LLVMValueRef sb = add(g, mul(g, M2.iv, SF), r);
+    LLVMValueRef w = vm_exp2_softmax(c, vfsub(g, ldf(g, fptr(g, part, sb)), mu));
+    stf(g, w, fptr(g, wbuf, M2.iv));
+    LLVMValueRef lsum = cg_fma(c, w, ldf(g, fptr(g, part, add(g, sb, I(g, g->R_pad)))), M2.carried[0]);
+    cg_loop_end(c, &M2, &lsum);
+    LLVMValueRef L = M2.carried[0];
+    LLVMValueRef has = LLVMBuildFCmp(BLD, LLVMRealOGT, L, cg_f32(c, 0.0), "");
+    LLVMValueRef inv = sel(g, has, LLVMBuildFDiv(BLD, cg_f32(c, 1.0), L, ""), cg_f32(c, 0.0));
+    /* Combined row into the sT scratch (contiguous), then written like a whole item. */
+    LLVMValueRef row = fptr(g, ts, I(g, g->off_sT));
+    cg_loop D;
+    cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
+    LLVMValueRef zero = cg_f32(c, 0.0);
+    cg_loop M3;
+    cg_loop_begin(c, &M3, I(g, 0), nsplit, I(g, 1), 1, &zero);
+    LLVMValueRef ov = ldf(g, fptr(g, part, add(g, add(g, mul(g, M3.iv, SF), I(g, 2 * (int64_t)g->R_pad)),
+                                               add(g, mul(g, D.iv, I(g, g->R_pad)), r))));
+    LLVMValueRef acc = cg_fma(c, ldf(g, fptr(g, wbuf, M3.iv)), ov, M3.carried[0]);
+    cg_loop_end(c, &M3, &acc);
+    stf(g, M3.carried[0], fptr(g, row, D.iv));
+    cg_loop_end(c, &D, NULL);
+    LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
+    LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));
+    store_row_output(g, A, S, b, pos, head, M, L, row, I(g, 1), inv);
+    cg_loop_end(c, &R, NULL);
+    LLVMBuildRetVoid(BLD);
+}
+
+/* ---------------------------------------------------------------- exported functions */
+
+static LLVMValueRef plan_and_strides(kgen *g, LLVMValueRef A, LLVMValueRef *S_out) {
+    LLVMValueRef PL = entry_alloca(g, g->c.t_i64, PL_N);
+    LLVMValueRef a[3] = { A, PL, NULL };
+    call_void(g, g->f_plan, a, 2);
+    if (S_out) {
+        LLVMValueRef S = entry_alloca(g, g->c.t_i64, g->abi.n_slots * 4);
+        a[2] = S;
+        call_void(g, g->f_strides, a, 3);
+        *S_out = S;
+    }
+    return PL;
+}
+
+static void emit_exports(kgen *g) {
+    cg *c = &g->c;
+    char name[256];
+    /* int64_t attnc_NAME_workspace_size(const args *) */
+    cpu_symbol(g->k, "_workspace_size", name, sizeof name);
+    LLVMValueRef fw = cg_function(c, name, c->t_i64, &g->t_pargs, 1, true);
+    begin_fn(g, fw);
+    LLVMBuildRet(BLD, ld64(g, plan_and_strides(g, param(g, 0), NULL), PL_WS));
+
+    /* int64_t attnc_NAME_num_items(const args *, int32_t phase) */
+    cpu_symbol(g->k, "_num_items", name, sizeof name);
+    LLVMTypeRef pn[2] = { g->t_pargs, c->t_i32 };
+    LLVMValueRef fn_n = cg_function(c, name, c->t_i64, pn, 2, true);
+    begin_fn(g, fn_n);
+    {
+        LLVMValueRef PL = plan_and_strides(g, param(g, 0), NULL);
+        LLVMValueRef ph = param(g, 1);
+        LLVMValueRef v = I(g, 0);
+        for (int p = 0; p < CPU_PHASES; p++)
+            v = sel(g, LLVMBuildICmp(BLD, LLVMIntEQ, ph, cg_i32(c, p), ""), ld64(g, PL, PL_ITEMS0 + p), v);
+        LLVMBuildRet(BLD, v);
+    }
+
+    /* void attnc_NAME_run_items(const args *, int32_t phase, int64_t begin, int64_t end, int32_t thread) */
+    cpu_symbol(g->k, "_run_items", name, sizeof name);
+    LLVMTypeRef pr[5] = { g->t_pargs, c->t_i32, c->t_i64, c->t_i64, c->t_i32 };
+    LLVMValueRef fr = cg_function(c, name, c->t_void, pr, 5, true);
+    begin_fn(g, fr);
+    {
+        LLVMValueRef A = param(g, 0), S;
+        LLVMValueRef PL = plan_and_strides(g, A, &S);
+        LLVMValueRef thread = LLVMBuildSExt(BLD, param(g, 4), c->t_i64, "");
+        LLVMValueRef fns[3] = { g->f_table, g->f_compute, g->f_merge };
+        LLVMBasicBlockRef out = cg_block(c, "out");
+        LLVMBasicBlockRef cases[3];
+        for (int p = 0; p < 3; p++) cases[p] = cg_block(c, "phase");
+        LLVMValueRef sw = LLVMBuildSwitch(BLD, param(g, 1), out, 3);
+        for (int p = 0; p < 3; p++) {
+            LLVMAddCase(sw, cg_i32(c, p), cases[p]);
+            LLVMPositionBuilderAtEnd(BLD, cases[p]);
+            cg_loop L;
+            cg_loop_begin(c, &L, param(g, 2), imin(g, param(g, 3), ld64(g, PL, PL_ITEMS0 + p)), I(g, 1), 0, NULL);
+            LLVMValueRef a5[5] = { A, PL, S, L.iv, thread };
+            call_void(g, fns[p], a5, p == 0 ? 4 : 5);
+            cg_loop_end(c, &L, NULL);
+            LLVMBuildBr(BLD, out);
+        }
+        LLVMPositionBuilderAtEnd(BLD, out);
+        LLVMBuildRetVoid(BLD);
+    }
+
+    /* int32_t attnc_NAME(args *): validates, allocates the workspace if none is given,
+     * runs every phase on the calling thread. */
+    cpu_symbol(g->k, "", name, sizeof name);
+    LLVMValueRef fd = cg_function(c, name, c->t_i32, &g->t_pargs, 1, true);
+    begin_fn(g, fd);
+    {
+        LLVMValueRef A = param(g, 0);
+        LLVMBasicBlockRef ok = cg_block(c, "ok");
+        LLVMBasicBlockRef fail_null = cg_block(c, "null"), fail_size = cg_block(c, "size");
+        LLVMBasicBlockRef fail_ws = cg_block(c, "ws"), fail_pos = cg_block(c, "pos");
+        LLVMValueRef any_null = LLVMConstInt(c->t_i1, 0, 0);
+        for (int s = 0; s < g->abi.n_slots; s++)
+            if (!g->abi.optional[s]) any_null = LLVMBuildOr(BLD, any_null, LLVMBuildIsNull(BLD, slot_data(g, A, s), ""), "");
+        LLVMBasicBlockRef c2 = cg_block(c, "sizes");
+        LLVMBuildCondBr(BLD, any_null, fail_null, c2);
+        LLVMPositionBuilderAtEnd(BLD, c2);
+        LLVMValueRef neg = LLVMConstInt(c->t_i1, 0, 0);
+        for (int f = 0; f < 3; f++) neg = LLVMBuildOr(BLD, neg, icmp(g, LLVMIntSLT, afield(g, A, f, c->t_i64), I(g, 0)), "");
+        LLVMBasicBlockRef c3 = cg_block(c, "positions");
+        LLVMBuildCondBr(BLD, neg, fail_size, c3);
+        LLVMPositionBuilderAtEnd(BLD, c3);
+        LLVMValueRef badpos = LLVMConstInt(c->t_i1, 0, 0);
+        if (g->explicit_pos) badpos = icmp(g, LLVMIntSGT, afield(g, A, 1, c->t_i64), afield(g, A, 2, c->t_i64));
+        LLVMBuildCondBr(BLD, badpos, fail_pos, ok);
+        LLVMPositionBuilderAtEnd(BLD, ok);
+        LLVMValueRef PL = plan_and_strides(g, A, NULL);
+        LLVMValueRef need = ld64(g, PL, PL_WS);
+        LLVMValueRef wsf = LLVMBuildStructGEP2(BLD, g->t_args, A, 6, "");
+        LLVMValueRef wbf = LLVMBuildStructGEP2(BLD, g->t_args, A, 7, "");
+        LLVMValueRef given = cg_load(c, c->t_pi8, wsf, 8);
+        LLVMBasicBlockRef own = cg_block(c, "alloc"), check = cg_block(c, "check"), run = cg_block(c, "run");
+        LLVMBuildCondBr(BLD, LLVMBuildIsNull(BLD, given, ""), own, check);
+        LLVMPositionBuilderAtEnd(BLD, check);
+        LLVMBuildCondBr(BLD, icmp(g, LLVMIntSLT, cg_load(c, c->t_i64, wbf, 8), need), fail_ws, run);
+        LLVMPositionBuilderAtEnd(BLD, own);
+        LLVMValueRef mem = LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(g->f_malloc)), g->f_malloc,
+                                          (LLVMValueRef[]){ add(g, need, I(g, 64)) }, 1, "");
+        LLVMBasicBlockRef own_ok = cg_block(c, "alloc_ok");
+        LLVMBuildCondBr(BLD, LLVMBuildIsNull(BLD, mem, ""), fail_ws, own_ok);
+        LLVMPositionBuilderAtEnd(BLD, own_ok);
+        LLVMValueRef mi = LLVMBuildPtrToInt(BLD, mem, c->t_i64, "");
+        LLVMValueRef aligned = LLVMBuildAnd(BLD, add(g, mi, I(g, 63)), I(g, ~(int64_t)63), "");
+        cg_store(c, LLVMBuildIntToPtr(BLD, aligned, c->t_pi8, ""), wsf, 8);
+        cg_store(c, need, wbf, 8);
+        LLVMBuildBr(BLD, run);
+        LLVMPositionBuilderAtEnd(BLD, run);
+        LLVMValueRef owned = LLVMBuildPhi(BLD, c->t_pi8, "");
+        LLVMValueRef ov[2] = { LLVMConstNull(c->t_pi8), mem };
+        LLVMBasicBlockRef ob[2] = { check, own_ok };
+        LLVMAddIncoming(owned, ov, ob, 2);
+        for (int p = 0; p < CPU_PHASES; p++) {
+            LLVMValueRef a[5] = { A, cg_i32(c, p), I(g, 0), ld64(g, PL, PL_ITEMS0 + p), cg_i32(c, 0) };
+            call_void(g, fr, a, 5);
+        }
+        LLVMBasicBlockRef do_free = cg_block(c, "free"), done = cg_block(c, "done");
+        LLVMBuildCondBr(BLD, LLVMBuildIsNull(BLD, owned, ""), done, do_free);
+        LLVMPositionBuilderAtEnd(BLD, do_free);
+        cg_store(c, LLVMConstNull(c->t_pi8), wsf, 8);
+        cg_store(c, I(g, 0), wbf, 8);
+        LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(g->f_free)), g->f_free, &owned, 1, "");
+        LLVMBuildBr(BLD, done);
+        LLVMPositionBuilderAtEnd(BLD, done);
+        LLVMBuildRet(BLD, cg_i32(c, CPU_OK));
+        LLVMPositionBuilderAtEnd(BLD, fail_null);
+        LLVMBuildRet(BLD, cg_i32(c, CPU_ERR_NULL));
+        LLVMPositionBuilderAtEnd(BLD, fail_size);
+        LLVMBuildRet(BLD, cg_i32(c, CPU_ERR_SIZE));
+        LLVMPositionBuilderAtEnd(BLD, fail_ws);
+        LLVMBuildRet(BLD, cg_i32(c, CPU_ERR_WORKSPACE));
+        LLVMPositionBuilderAtEnd(BLD, fail_pos);
+        LLVMBuildRet(BLD, cg_i32(c, CPU_ERR_POSITIONS));
+    }
+}
+
+/* ---------------------------------------------------------------- module */
+
+static void emit_globals(kgen *g) {
+    cg *c = &g->c;
+    const ir_rope *r = &g->k->rope;
+    int n = g->P > 0 ? g->P : 1;
+    LLVMValueRef fv[1024], av[1024];
+    LLVMValueRef *f = n <= 1024 ? fv : NULL, *a = n <= 1024 ? av : NULL;
+    for (int j = 0; j < n && f; j++) {
+        f[j] = cg_f64(c, g->P > 0 ? r->inv_freq[j] : 0.0);
+        a[j] = cg_i32(c, g->P > 0 && r->pair_axis ? r->pair_axis[j] : 0);
+    }
+    LLVMTypeRef tf = LLVMArrayType(c->t_f64, (unsigned)n), ta = LLVMArrayType(c->t_i32, (unsigned)n);
+    g->g_inv_freq = LLVMAddGlobal(c->mod, tf, "rope_inv_freq");
+    LLVMSetInitializer(g->g_inv_freq, LLVMConstArray(c->t_f64, f, (unsigned)n));
+    g->g_pair_axis = LLVMAddGlobal(c->mod, ta, "rope_pair_axis");
+    LLVMSetInitializer(g->g_pair_axis, LLVMConstArray(c->t_i32, a, (unsigned)n));
+    LLVMValueRef gs[2] = { g->g_inv_freq, g->g_pair_axis };
+    for (int i = 0; i < 2; i++) {
+        LLVMSetGlobalConstant(gs[i], 1);
+        LLVMSetLinkage(gs[i], LLVMPrivateLinkage);
+        LLVMSetUnnamedAddress(gs[i], LLVMGlobalUnnamedAddr);
+    }
+    LLVMTypeRef mt = LLVMFunctionType(c->t_pi8, &c->t_i64, 1, 0);
+    g->f_malloc = LLVMAddFunction(c->mod, "malloc", mt);
+    LLVMTypeRef ft = LLVMFunctionType(c->t_void, &c->t_pi8, 1, 0);
+    g->f_free = LLVMAddFunction(c->mod, "free", ft);
+}
+
+LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMContextRef ctx, char *err, size_t errlen) {
+    const char *why = cpu_kernel_unsupported(k, t);
+    if (why) {
+        snprintf(err, errlen, "kernel '%s': %s", k->name, why);
+        return NULL;
+    }
+    if (k->rope.layout != IR_ROPE_NONE && k->rope.n_pairs > 1024) {
+        snprintf(err, errlen, "kernel '%s': more than 1024 rotary pairs are not supported on the cpu target", k->name);
+        return NULL;
+    }
+    char modname[256];
+    cpu_symbol(k, "", modname, sizeof modname);
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(modname, ctx);
+    kgen gen;
+    memset(&gen, 0, sizeof gen);
+    kgen *g = &gen;
+    g->k = k;
+    cg_init(&g->c, ctx, mod, t, k);
+    cpu_kernel_abi(k, &g->abi);
+    layout(g);
+    cg *c = &g->c;
+    LLVMTypeRef slot_fields[2] = { c->t_pi8, LLVMArrayType(c->t_i64, 4) };
+    g->t_slot = LLVMStructTypeInContext(ctx, slot_fields, 2, 0);
+    char tname[300];
+    snprintf(tname, sizeof tname, "%s_args", modname);
+    g->t_args = LLVMStructCreateNamed(ctx, tname);
+    LLVMTypeRef fields[9] = { c->t_i64, c->t_i64, c->t_i64, c->t_i32, c->t_i32, c->t_pf64, c->t_pi8, c->t_i64,
+                              LLVMArrayType(g->t_slot, (unsigned)g->abi.n_slots) };
+    LLVMStructSetBody(g->t_args, fields, 9, 0);
+    g->t_pargs = LLVMPointerType(g->t_args, 0);
+    g->t_pi64 = LLVMPointerType(c->t_i64, 0);
+
+    emit_globals(g);
+    emit_plan(g);
+    emit_strides(g);
+    emit_table(g);
+    emit_stage_q(g);
+    emit_stage_k(g);
+    emit_stage_v(g);
+    for (int v = 0; v < 2; v++) {
+        emit_s_block(g, v);
+        emit_pv(g, v);
+    }
+    emit_compute(g);
+    emit_merge(g);
+    emit_exports(g);
+    cg_dispose(c);
+
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errlen, "internal error: generated LLVM IR for kernel '%s' does not verify: %.400s", k->name,
+                 msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    LLVMDisposeMessage(msg);
+    return mod;
 }

@@ -379,7 +379,7 @@ static void test_errors(void) {
     bad("kernel k {\n heads q = 1e20\n dims 64\n}\n", "must be an integer");
     bad("kernel k {\n heads q = 8\n latent rank = 512, rope = 64\n}\n", "not 1/sqrt(576)");
     bad("kernel k {\n heads q = 8\n dims qk = 512\n latent rank = 640, rope = 64\n scale 0.1\n}\n",
-        "the latent rank (640) is larger than the qk head dim (512)");
+        "the latent rank (640) is larger than the qk head dim (512); K rows are [latent ; rope part], so qk = rank + rope: use rank = 448");
     bad("kernel k : recurence {\n heads 8\n dims k = 8, v = 8\n}\n", "did you mean 'recurrence'?");
     bad("kernel k : recurrence {\n heads 8\n dims k = 8, v = 8\n mask causal\n}\n", "'mask' is a softmax-attention clause");
     bad("kernel k : recurrence {\n heads 8\n dims k = 8, v = 8\n decay q_idx\n}\n", "'q_idx' is an index of softmax attention");
