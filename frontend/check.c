@@ -559,20 +559,41 @@ static ir_kernel *check_kernel(arena *a, diag_sink *d, const ast_kernel *ak, boo
     return d->n_errors == errors_before && !kc->incomplete ? k : NULL;
 }
 
+/* Kernel names seen so far: an open-addressing hash set, so checking a file of many
+ * kernels stays linear. */
+typedef struct name_set {
+    const ast_kernel **slot;
+    size_t mask;
+} name_set;
+
+static size_t name_hash(const char *s) {
+    size_t h = 1469598103934665603u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* Returns the kernel already holding this name, or inserts ak and returns NULL. */
+static const ast_kernel *name_set_add(name_set *ns, const ast_kernel *ak, const char *name) {
+    for (size_t i = name_hash(name) & ns->mask;; i = (i + 1) & ns->mask) {
+        const ast_kernel *k = ns->slot[i];
+        if (!k) { ns->slot[i] = ak; return NULL; }
+        if (strcmp(k->name ? k->name : "", name) == 0) return k;
+    }
+}
+
 static ir_module *check_file(const ast_file *f, arena *a, diag_sink *d, bool lenient) {
     ir_module *m = arena_alloc(a, sizeof *m);
     m->arena = a;
-    int n = 0;
+    size_t n = 0;
     for (const ast_kernel *ak = f ? f->kernels : NULL; ak; ak = ak->next) n++;
     if (n == 0) return m;
-    m->kernels = arena_calloc(a, (size_t)n, sizeof *m->kernels);
-    const ast_kernel **seen = arena_calloc(a, (size_t)n, sizeof *seen);
-    int n_seen = 0;
+    m->kernels = arena_calloc(a, n, sizeof *m->kernels);
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    name_set seen = {arena_calloc(a, cap, sizeof *seen.slot), cap - 1};
     for (const ast_kernel *ak = f->kernels; ak; ak = ak->next) {
         const char *name = ak->name ? ak->name : "";
-        const ast_kernel *first = NULL;
-        for (int i = 0; i < n_seen && !first; i++)
-            if (strcmp(seen[i]->name ? seen[i]->name : "", name) == 0) first = seen[i];
+        const ast_kernel *first = name_set_add(&seen, ak, name);
         if (first) {
             diag_error(d, ak->name_loc, "kernel '%s' is already defined on line %d; kernel names are unique within a "
                        "file, rename one of them", name, first->name_loc.line);
@@ -582,7 +603,6 @@ static ir_module *check_file(const ast_file *f, arena *a, diag_sink *d, bool len
             (void)check_kernel(a, d, &dup, lenient);   /* still report its own errors; never added */
             continue;
         }
-        seen[n_seen++] = ak;
         ast_kernel named = *ak;
         named.name = name;
         ir_kernel *k = check_kernel(a, d, &named, lenient);

@@ -129,27 +129,28 @@ bool const_int(kcheck *kc, const ast_node *n, const char *what, long lo, long hi
     ir_expr *e = lower_expr(kc, n, EX_CONST, what);
     if (!e) return false;
     char q[96], b0[32], b1[32], b2[32];
-    const char *quoted = quote_src(kc, n->loc, "the value", q, sizeof q);
+    /* Quoted only on error paths: quoting scans the source for the line. */
+#define QUOTED_VALUE quote_src(kc, n->loc, "the value", q, sizeof q)
     if (e->type == IR_T_BOOL) {
-        diag_error(kc->d, n->loc, "%s must be an integer, but %s is a boolean", what, quoted);
+        diag_error(kc->d, n->loc, "%s must be an integer, but %s is a boolean", what, QUOTED_VALUE);
         return false;
     }
     double v;
     ce_result r = const_eval(kc, e, &v);
     if (r == CE_ERROR) return false;
     if (r == CE_VARIABLE) {
-        diag_error(kc->d, n->loc, "%s must be a constant; %s depends on run-time values", what, quoted);
+        diag_error(kc->d, n->loc, "%s must be a constant; %s depends on run-time values", what, QUOTED_VALUE);
         return false;
     }
     if (e->type == IR_T_FLOAT) {
         if (v == floor(v) && fabs(v) < 1e15) {
             if (n->kind == AST_NUMBER)
                 diag_error(kc->d, n->loc, "%s must be an integer, but %s is a real number; write %s", what,
-                           quoted, fmt_num(v, b0, sizeof b0));
+                           QUOTED_VALUE, fmt_num(v, b0, sizeof b0));
             else
                 diag_error(kc->d, n->loc,
                            "%s must be an integer, but %s is a real number; write %s, or use '//' for integer division",
-                           what, quoted, fmt_num(v, b0, sizeof b0));
+                           what, QUOTED_VALUE, fmt_num(v, b0, sizeof b0));
         } else {
             diag_error(kc->d, n->loc, "%s must be an integer, got %s", what, fmt_num(v, b0, sizeof b0));
         }
@@ -166,6 +167,7 @@ bool const_int(kcheck *kc, const ast_node *n, const char *what, long lo, long hi
     }
     *out = (int)v;
     return true;
+#undef QUOTED_VALUE
 }
 
 bool const_real(kcheck *kc, const ast_node *n, const char *what, double *out) {

@@ -25,7 +25,7 @@ cp examples/*.attn "$corpus"/
 cp tests/diag/*.attn "$corpus"/ 2>/dev/null || true
 log="$corpus.log"
 set +e
-./build-fuzz/fuzz_check -max_total_time="${ATTNC_FUZZ_SECONDS:-60}" -max_len=4096 -timeout=10 \
+./build-fuzz/tests/fuzz_check -max_total_time="${ATTNC_FUZZ_SECONDS:-60}" -max_len=4096 -timeout=10 \
   -print_final_stats=1 "$corpus" >"$log" 2>&1
 rc=$?
 set -e
