@@ -15,7 +15,8 @@
  *   lse = -inf; NaN from the data itself is propagated, not hidden;
  * - an input read out of range, or an integer division by zero, in a spec expression is
  *   an error of the run (reported with the place), not a value.
- * - normalize: z starts at 0 on every run; state_in/state_out carry S only. */
+ * - normalize: the normaliser z starts from norm_in (else 0) and ends in norm_out, so a
+ *   decode step continues a prefill exactly. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -182,9 +183,9 @@ static bool reads_axis(const ir_expr *e, const ir_kernel *k, ir_axis axis) {
 typedef struct run_ctx {
     const ir_kernel *k;
     int64_t batch, seq_q, seq_k;
-    const attnc_tensor *q, *kk, *v, *positions, *state_in;
-    attnc_tensor o, lse, state_out;      /* copies (the interpreter writes through them) */
-    bool has_lse, has_state_out;
+    const attnc_tensor *q, *kk, *v, *positions, *state_in, *norm_in;
+    attnc_tensor o, lse, state_out, norm_out;   /* copies (the interpreter writes through them) */
+    bool has_lse, has_state_out, has_norm_out;
     attnc_tensor *inputs;                /* declared inputs, declaration order */
     char *err;
     size_t errlen;
@@ -208,6 +209,16 @@ static double at4(const attnc_tensor *t, int64_t a, int64_t b, int64_t c, int64_
 
 static void put4(attnc_tensor *t, int64_t a, int64_t b, int64_t c, int64_t d, double v) {
     int64_t idx[4] = { a, b, c, d };
+    tensor_store(t, tensor_offset(t, idx), v);
+}
+
+static double at3(const attnc_tensor *t, int64_t a, int64_t b, int64_t c) {
+    int64_t idx[4] = { a, b, c, 0 };
+    return tensor_load(t, tensor_offset(t, idx));
+}
+
+static void put3(attnc_tensor *t, int64_t a, int64_t b, int64_t c, double v) {
+    int64_t idx[4] = { a, b, c, 0 };
     tensor_store(t, tensor_offset(t, idx), v);
 }
 
@@ -391,7 +402,7 @@ static bool run_recurrence(run_ctx *c) {
         for (int h = 0; ok && h < k->heads_q; h++) {
             int grp = h / per_group;
             for (int a = 0; a < dk; a++) {
-                z[a] = 0;
+                z[a] = c->norm_in ? at3(c->norm_in, b, h, a) : 0.0;
                 for (int e = 0; e < dv; e++) S[a * dv + e] = c->state_in ? at4(c->state_in, b, h, a, e) : 0.0;
             }
             env.batch = b;
@@ -467,6 +478,8 @@ static bool run_recurrence(run_ctx *c) {
             if (c->has_state_out)
                 for (int a = 0; a < dk; a++)
                     for (int e = 0; e < dv; e++) put4(&c->state_out, b, h, a, e, S[a * dv + e]);
+            if (c->has_norm_out)
+                for (int a = 0; a < dk; a++) put3(&c->norm_out, b, h, a, z[a]);
         }
     }
     free(S); free(lam); free(z); free(fq); free(fk); free(vv); free(vs); free(out);
@@ -498,11 +511,14 @@ bool interp_run(const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
     int n_sig = ir_signature(k, batch, seq_q, seq_k, sig);
     if (!sig_check(sig, n_sig, tensors, n_tensors, err, errlen)) return false;
 
+    const attnc_tensor *t0;
     c.q = sig_find(tensors, n_tensors, "q");
     c.kk = sig_find(tensors, n_tensors, "k");
     c.v = sig_find(tensors, n_tensors, "v");
     c.positions = sig_find(tensors, n_tensors, "positions");
     c.state_in = sig_find(tensors, n_tensors, "state_in");
+    c.norm_in = sig_find(tensors, n_tensors, "norm_in");
+    if ((t0 = sig_find(tensors, n_tensors, "norm_out")) != NULL) c.norm_out = *t0, c.has_norm_out = true;
     c.o = *sig_find(tensors, n_tensors, "o");
     const attnc_tensor *t;
     if ((t = sig_find(tensors, n_tensors, rec ? "state_out" : "lse")) != NULL) {

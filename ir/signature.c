@@ -121,6 +121,10 @@ int ir_signature(const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k
     if (rec) {
         t = add(&b, "state_in", SIG_IN, true, ATTNC_F32);
         dim(t, batch, "batch"); dim(t, k->heads_q, "heads"); dim(t, k->d_qk, "d_qk"); dim(t, k->d_v, "d_v");
+        if (k->normalize) {     /* the normaliser z travels with S so decode can continue a prefill */
+            t = add(&b, "norm_in", SIG_IN, true, ATTNC_F32);
+            dim(t, batch, "batch"); dim(t, k->heads_q, "heads"); dim(t, k->d_qk, "d_qk");
+        }
     }
     t = add(&b, "o", SIG_OUT, false, dt);
     dim(t, batch, "batch"); dim(t, seq_q, sq);
@@ -128,6 +132,10 @@ int ir_signature(const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k
     if (rec) {
         t = add(&b, "state_out", SIG_OUT, true, ATTNC_F32);
         dim(t, batch, "batch"); dim(t, k->heads_q, "heads"); dim(t, k->d_qk, "d_qk"); dim(t, k->d_v, "d_v");
+        if (k->normalize) {
+            t = add(&b, "norm_out", SIG_OUT, true, ATTNC_F32);
+            dim(t, batch, "batch"); dim(t, k->heads_q, "heads"); dim(t, k->d_qk, "d_qk");
+        }
     } else {
         t = add(&b, "lse", SIG_OUT, true, ATTNC_F32);
         dim(t, batch, "batch"); dim(t, seq_q, "seq_q"); dim(t, k->heads_q, "heads_q");

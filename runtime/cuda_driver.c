@@ -18,13 +18,17 @@ bool cuda_driver_open(cuda_driver *drv, char *err, size_t errlen) {
     drv->device = -1;
     const char *env = getenv("ATTNC_CUDA_LIBRARY");
     const char *path = env && *env ? env : "libcuda.so.1";
-    drv->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!drv->handle && !(env && *env)) drv->handle = dlopen("libcuda.so", RTLD_NOW | RTLD_LOCAL);
+    drv->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!drv->handle) {
         const char *e = dlerror();
-        snprintf(err, errlen, "cannot load the CUDA driver (%s: %s); the cuda target needs an NVIDIA GPU "
-                 "with its driver installed (use --target ref or cpu on this machine)", path, e ? e : "not found");
-        return false;
+        char first[256];
+        snprintf(first, sizeof first, "%s", e ? e : "not found");
+        if (!(env && *env)) drv->handle = dlopen("libcuda.so", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+        if (!drv->handle) {
+            snprintf(err, errlen, "cannot load the CUDA driver (%s); the cuda target needs an NVIDIA GPU "
+                     "with its driver installed (use --target ref or cpu on this machine)", first);
+            return false;
+        }
     }
     /* The _v2 names are what cuda.h maps the plain names to since CUDA 4/11. */
     bool ok = LOAD(init, "cuInit") && LOAD(driver_get_version, "cuDriverGetVersion") &&

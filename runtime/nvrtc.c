@@ -28,7 +28,8 @@ bool nvrtc_open(nvrtc_lib *lib, char *err, size_t errlen) {
     char first_error[256] = "";
     for (int i = 0; i < n && !lib->handle; i++) {
         if (!candidates[i]) continue;
-        lib->handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+        /* NODELETE: unloading NVRTC (and the libstdc++ it pulls in) is neither needed nor safe */
+        lib->handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
         if (lib->handle) snprintf(lib->path, sizeof lib->path, "%s", candidates[i]);
         else if (!first_error[0]) {
             const char *e = dlerror();

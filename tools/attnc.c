@@ -127,6 +127,7 @@ static int usage(FILE *out, int status) {
           "                                        run a kernel on .npy or random inputs\n"
           "  emit --target llvm|cuda[:smXX] FILE --kernel N   print LLVM IR or CUDA C\n"
           "  build --target cpu|cuda:smXX FILE -o DIR [--kernel N]  object/cubin + C header\n"
+          "  cache ls|clear [--dir DIR]            list or empty the kernel cache\n"
           "  version\n", out);
     return status;
 }
@@ -141,6 +142,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(n, rest);
     if (strcmp(cmd, "emit") == 0) return cmd_emit(n, rest);
     if (strcmp(cmd, "build") == 0) return cmd_build(n, rest);
+    if (strcmp(cmd, "cache") == 0) return cmd_cache(n, rest);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("attnc %s\n", ATTNC_VERSION);
         return 0;

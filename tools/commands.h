@@ -12,6 +12,7 @@ int cmd_ir(int argc, char **argv);      /* tools/attnc.c */
 int cmd_run(int argc, char **argv);     /* tools/cmd_run.c */
 int cmd_emit(int argc, char **argv);    /* tools/cmd_emit.c (backends) */
 int cmd_build(int argc, char **argv);   /* tools/cmd_build.c (backends) */
+int cmd_cache(int argc, char **argv);   /* tools/cmd_cache.c */
 
 /* Reads a spec file, parses, checks and runs the IR pipeline; prints diagnostics to
  * stderr. On success *out_mod is the module (in arena a). Returns the exit status. */

@@ -65,7 +65,7 @@ static void write_header(FILE *h, const ir_kernel *k, const cuda_compiled *c, co
                "    int64_t batch, seq_q, seq_k, n_splits;\n"
                "    uint64_t in_ptr[%d];\n"
                "    int64_t in_st[%d][4];\n"
-               "    double rope_freq[%d];\n"
+               "    double rope_freq[%d];   /* read only with dynamic NTK: ir_rope_inv_freq_at(seq_k) */\n"
                "} attnc_%s_args;\n\n#endif\n",
             k->name, cuda_args_n_inputs(k), cuda_args_n_inputs(k), cuda_args_n_freq(k), k->name);
 }

@@ -65,7 +65,7 @@ static const char *expr_params =
     "const attnc_args *A, float score, int q_idx, int kv_idx, int head, int batch, int seq_q, int seq_k";
 
 static void emit_expressions(FILE *out, const ir_kernel *k) {
-    cuda_expr_names names = {{0}, "A"};
+    cuda_expr_names names = {{0}, "A", {0}};
     names.var[IR_VAR_SCORE] = "score";
     names.var[IR_VAR_Q_IDX] = "q_idx";
     names.var[IR_VAR_KV_IDX] = "kv_idx";
@@ -130,11 +130,11 @@ static void emit_mma_helpers(FILE *out, const ir_kernel *k, const cuda_plan *p) 
     E("ATTNC_DEVICE void load_q_tile(const attnc_args *A, u32 dst, int row0, int rows_total, int batch, int head0) {\n"
       "    const int tid = attnc_tid_opaque();\n"
       "    const u16 *base = (const u16 *)A->q;\n"
-      "    #pragma unroll\n"
+      "    #pragma unroll 8\n"
       "    for (int it = 0; it < (BR * D / 8 + NT - 1) / NT; ++it) {\n"
       "        const int q = tid + it * NT;\n"
       "        if ((BR * D / 8) %% NT == 0 || q < BR * D / 8) {\n"
-      "            const int r = copy_chunk_row(q, D), c = copy_chunk_col(q, D);\n"
+      "            const int r = copy_chunk_row(q, BR, D), c = copy_chunk_col(q, BR, D);\n"
       "            const int R = row0 + r;\n"
       "            const bool ok = R < rows_total && c < DQK;\n"
       "            const u16 *src = base;\n"
@@ -154,11 +154,11 @@ static void emit_mma_helpers(FILE *out, const ir_kernel *k, const cuda_plan *p) 
           "    const int tid = attnc_tid_opaque();\n"
           "    const u16 *base = (const u16 *)A->%s;\n"
           "    const int seq_k = (int)A->seq_k;\n"
-          "    #pragma unroll\n"
+          "    #pragma unroll 8\n"
           "    for (int it = 0; it < (BC * %s / 8 + NT - 1) / NT; ++it) {\n"
           "        const int q = tid + it * NT;\n"
           "        if ((BC * %s / 8) %% NT == 0 || q < BC * %s / 8) {\n"
-          "            const int r = copy_chunk_row(q, %s), c = copy_chunk_col(q, %s);\n"
+          "            const int r = copy_chunk_row(q, BC, %s), c = copy_chunk_col(q, BC, %s);\n"
           "            const int key = n * BC + r;\n"
           "            const bool ok = key < seq_k && c < %s;\n"
           "            const u16 *src = ok ? base + (i64)batch * A->%s_st[0] + (i64)key * A->%s_st[1] + (i64)kvh * A->%s_st[2] + c : base;\n"
@@ -609,6 +609,9 @@ bool cuda_emit_kernel_source(const ir_kernel *k, const cuda_plan *p, bool sim, F
         if (p->splitkv && p->kind != CUDA_KIND_RECUR)
             E("ATTNC_SIM_EXPORT void attnc_sim_merge(const void *args) { %s(*(const attnc_args *)args); }\n", p->merge_name);
         E("ATTNC_SIM_EXPORT unsigned long attnc_sim_args_size(void) { return sizeof(attnc_args); }\n");
+        if (p->kind != CUDA_KIND_RECUR)
+            E("ATTNC_SIM_EXPORT int attnc_sim_mask_class(const i64 *r) { return attnc_mask_class(r[0], r[1], r[2], r[3], "
+              "r[4], r[5], r[6], r[7], r[8]); }\n");
     }
     return true;
 }

@@ -38,14 +38,14 @@ static const char *ctype(ir_type t) {
 }
 
 /* Each input dimension: which index and what extent. */
-static int input_dims(const ir_kernel *k, const ir_input *in, const char **extent) {
+static int input_dims(const ir_kernel *k, const ir_input *in, const char **extent, int *axis_of) {
     int n = 0;
     for (int a = 0; a < in->n_axes; a++) {
         switch (in->axes[a]) {
-        case IR_AXIS_TOKEN: extent[n++] = "batch"; extent[n++] = "seq"; break;
-        case IR_AXIS_HEAD: extent[n++] = "HQ"; break;
-        case IR_AXIS_K: extent[n++] = "DQK"; break;
-        case IR_AXIS_V: extent[n++] = "DVR"; break;
+        case IR_AXIS_TOKEN: axis_of[n] = -1; extent[n++] = "batch"; axis_of[n] = IR_AXIS_TOKEN; extent[n++] = "seq"; break;
+        case IR_AXIS_HEAD: axis_of[n] = IR_AXIS_HEAD; extent[n++] = "HQ"; break;
+        case IR_AXIS_K: axis_of[n] = IR_AXIS_K; extent[n++] = "DQK"; break;
+        case IR_AXIS_V: axis_of[n] = IR_AXIS_V; extent[n++] = "DVR"; break;
         }
     }
     (void)k;
@@ -65,7 +65,8 @@ static void emit_input_read(emitter *em, const ir_expr *e, int id) {
     const ir_kernel *k = em->k;
     const ir_input *in = &k->inputs[e->input];
     const char *extent[8];
-    int nd = input_dims(k, in, extent);
+    int axis_of[8];
+    int nd = input_dims(k, in, extent, axis_of);
     int args[4] = {0};
     for (int i = 0; i < e->n_args; i++) args[i] = emit_node(em, e->args[i]);
     FILE *out = em->out;
@@ -81,8 +82,9 @@ static void emit_input_read(emitter *em, const ir_expr *e, int id) {
             snprintf(ext, sizeof ext, "%s->batch", A);
         } else {
             if (e->n_args == 0) {
-                /* recurrence: implicit current indices are provided as variables by the caller */
-                snprintf(idx, sizeof idx, "0");
+                /* recurrence: the current index of that axis, as the caller names it */
+                const char *imp = em->names->implicit[axis_of[d]];
+                snprintf(idx, sizeof idx, "%s", imp ? imp : "0");
             } else {
                 snprintf(idx, sizeof idx, "t%d", args[arg++]);
             }
@@ -300,7 +302,7 @@ static int emit_iv(emitter *em, const ir_expr *e) {
 }
 
 void cuda_emit_mask_class_function(FILE *out, const ir_kernel *k, const ir_expr *mask, const char *fn_name) {
-    static const cuda_expr_names none = {{0}, "A"};
+    static const cuda_expr_names none = {{0}, "A", {0}};
     emitter em = {out, k, &none, {0}};
     fprintf(out, "ATTNC_DEVICE int %s(i64 q_lo, i64 q_hi, i64 kv_lo, i64 kv_hi, i64 h_lo, i64 h_hi, "
                  "i64 batch, i64 seq_q, i64 seq_k) {\n", fn_name);

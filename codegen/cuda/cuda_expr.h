@@ -11,6 +11,8 @@
 typedef struct cuda_expr_names {
     const char *var[IR_VAR_COUNT];      /* NULL: the variable must not occur */
     const char *args;                   /* expression of type `const attnc_args *` */
+    const char *implicit[4];            /* recurrence inputs read without indices: the current
+                                           index per ir_axis (token, head, k, v) */
 } cuda_expr_names;
 
 /* Emits `ATTNC_DEVICE <type> fn_name(params) { ...; return e; }`. params is the parameter

@@ -92,6 +92,11 @@ bool cuda_validate_args(const ir_kernel *k, const cuda_plan *p, const cuda_args_
     return true;
 }
 
+size_t cuda_workspace_bytes(const ir_kernel *k, const cuda_plan *p, int64_t batch, int64_t seq_q, int n_splits) {
+    if (!p->splitkv || n_splits <= 1 || p->kind == CUDA_KIND_RECUR) return 0;
+    return (size_t)n_splits * (size_t)batch * (size_t)k->heads_q * (size_t)seq_q * ((size_t)k->d_v + 1) * 4;
+}
+
 /* ---------------------------------------------------------------- host launch */
 
 typedef struct dev_buf {
@@ -99,18 +104,22 @@ typedef struct dev_buf {
     size_t bytes;
 } dev_buf;
 
-/* Gathers a strided host view into a contiguous buffer (or scatters back). */
-static void copy_view(const attnc_tensor *t, void *contig, bool to_view) {
+/* Gathers a strided host view into a contiguous buffer of the same dtype, or scatters a
+ * contiguous buffer of dtype `contig_dtype` back into the view, converting when the view is
+ * wider (sig_check lets outputs be f64 views). */
+static void copy_view(const attnc_tensor *t, void *contig, attnc_dtype contig_dtype, bool to_view) {
     int64_t st[ATTNC_MAX_DIMS], idx[ATTNC_MAX_DIMS] = {0};
     tensor_strides(t, st);
     int esz = attnc_dtype_size(t->dtype);
     int64_t n = tensor_count(t);
     unsigned char *c = contig, *base = t->data;
+    attnc_tensor flat = {t->name, contig_dtype, 1, {n}, {1}, contig};
     for (int64_t e = 0; e < n; e++) {
         int64_t off = 0;
         for (int d = 0; d < t->ndim; d++) off += idx[d] * st[d];
-        if (to_view) memcpy(base + off * esz, c + e * esz, (size_t)esz);
-        else memcpy(c + e * esz, base + off * esz, (size_t)esz);
+        if (!to_view) memcpy(c + e * esz, base + off * esz, (size_t)esz);
+        else if (contig_dtype == t->dtype) memcpy(base + off * esz, c + e * esz, (size_t)esz);
+        else tensor_store((attnc_tensor *)t, off, tensor_load(&flat, e));
         for (int d = t->ndim - 1; d >= 0; d--) {
             if (++idx[d] < t->shape[d]) break;
             idx[d] = 0;
@@ -208,7 +217,8 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
         const attnc_tensor *t = sig_find(tensors, n_tensors, sig[i].name);
         if (!t) continue;   /* optional and absent */
         int64_t n = tensor_count(t);
-        size_t bytes = (size_t)(n > 0 ? n : 0) * (size_t)attnc_dtype_size(t->dtype);
+        /* the device holds the kernel's dtype (the signature's), whatever the view's */
+        size_t bytes = (size_t)(n > 0 ? n : 0) * (size_t)attnc_dtype_size(sig[i].dtype);
         bufs[i].bytes = bytes;
         if ((rc = drv.mem_alloc(&bufs[i].ptr, bytes ? bytes : 16))) {
             cuda_driver_fail(&drv, rc, "cuMemAlloc", err, errlen);
@@ -219,7 +229,7 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
             host_tmp = malloc(bytes);
             if (!host_tmp) { fail(err, errlen, "out of host memory"); goto out; }
             if (sig[i].role == SIG_IN) {
-                copy_view(t, host_tmp, false);
+                copy_view(t, host_tmp, sig[i].dtype, false);
                 if ((rc = drv.memcpy_htod(bufs[i].ptr, host_tmp, bytes))) {
                     cuda_driver_fail(&drv, rc, "cuMemcpyHtoD", err, errlen);
                     goto out;
@@ -254,7 +264,7 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
     if (splits > 1) {
         size_t rows = (size_t)splits * (size_t)batch * (size_t)k->heads_q * (size_t)seq_q;
         ws[0].bytes = rows * (size_t)k->d_v * 4;
-        ws[1].bytes = rows * 4;
+        ws[1].bytes = rows * 4;   /* together cuda_workspace_bytes */
         for (int i = 0; i < 2; i++)
             if ((rc = drv.mem_alloc(&ws[i].ptr, ws[i].bytes ? ws[i].bytes : 16))) {
                 cuda_driver_fail(&drv, rc, "cuMemAlloc (split-KV workspace)", err, errlen);
@@ -308,7 +318,7 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
             cuda_driver_fail(&drv, rc, "cuMemcpyDtoH", err, errlen);
             goto out;
         }
-        copy_view(t, host_tmp, true);
+        copy_view(t, host_tmp, sig[i].dtype, true);
     }
     ok = true;
 out:

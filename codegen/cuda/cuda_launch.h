@@ -28,6 +28,10 @@ bool cuda_pick_arch(const char *requested, int cc_major, int cc_minor, char *out
  * 32-bit index ranges, grid limits. */
 bool cuda_validate_args(const ir_kernel *k, const cuda_plan *p, const cuda_args_fixed *a, char *err, size_t errlen);
 
+/* Device memory a launch needs beyond its tensors: 0 for prefill; for split-KV decode with
+ * n_splits > 1 the f32 partials, n_splits * batch * heads_q * seq_q * (d_v + 1) * 4 bytes. */
+size_t cuda_workspace_bytes(const ir_kernel *k, const cuda_plan *p, int64_t batch, int64_t seq_q, int n_splits);
+
 /* cuda_run's body: host tensors in, host tensors out. info may be NULL. */
 bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64_t seq_q, int64_t seq_k,
                       attnc_tensor *tensors, int n_tensors, cuda_launch_info *info, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /* Tile plan selection for the CUDA skeletons. */
 #include "codegen/cuda/cuda_plan.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "runtime/nvrtc.h"
 
@@ -20,10 +21,10 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * O = dvc/2, S = bc/2, Q fragments = d/4 when resident, plus fragment temporaries, the
  * softmax state and addressing. Calibrated against ptxas reports of the emitted kernels. */
 static int estimate_regs(int d, int dvc, int bc, bool q_in_regs) {
-    return dvc / 2 + bc / 2 + (q_in_regs ? d / 4 : 0) + 12 + 40;
+    return dvc / 2 + bc / 2 + (q_in_regs ? d / 4 : 0) + 88;
 }
 
-enum { REG_BUDGET = 168 };
+enum { REG_BUDGET = 240 };
 
 static int mma_smem(const cuda_plan *p, int bc, int stages) {
     int q = p->br * p->d * 2;
@@ -32,13 +33,23 @@ static int mma_smem(const cuda_plan *p, int bc, int stages) {
     return q + stages * (k + v);
 }
 
+static void mma_layout(cuda_plan *p) {
+    p->smem_q = 0;
+    p->smem_k = p->br * p->d * 2;
+    p->smem_k_stage = p->bc * p->d * 2;
+    p->smem_v = p->smem_k + p->stages * p->smem_k_stage;
+    p->smem_v_stage = p->v_in_k ? 0 : p->bc * p->dvp * 2;
+    p->smem_bytes = mma_smem(p, p->bc, p->stages);
+    p->est_regs = estimate_regs(p->d, p->dvc, p->bc, p->q_in_regs);
+}
+
 static bool plan_mma(const ir_kernel *k, cuda_plan *p, char *err, size_t errlen) {
     p->kind = CUDA_KIND_MMA;
     p->f16 = k->dtype == IR_F16;
     p->d = round_up(p->dqk, 16);
     /* dv slices of whole 64-column pages per warp column (cuda_emit relies on it), O <= 64 regs
        per slice beyond 256 columns */
-    p->wc = p->dv <= 256 ? 1 : (p->dv + 127) / 128;
+    p->wc = (p->dv + 255) / 256;
     p->dvc = p->wc == 1 ? round_up(p->dv, 16) : round_up((p->dv + p->wc - 1) / p->wc, 64);
     p->dvp = p->wc * p->dvc;
     if (p->v_in_k && p->dvp > p->d) {
@@ -51,6 +62,8 @@ static bool plan_mma(const ir_kernel *k, cuda_plan *p, char *err, size_t errlen)
     } else {
         p->wr = (p->d <= 128 && p->wc == 1) ? 8 : 4;
     }
+    /* at most 8 warps: more would cap registers at 128 per thread */
+    while (p->wr * p->wc > 8 && p->wr > 1) p->wr /= 2;
     p->br = 16 * p->wr;
     p->threads = 32 * p->wr * p->wc;
     const int bcs[] = {128, 64, 32, 16};
@@ -76,13 +89,50 @@ static bool plan_mma(const ir_kernel *k, cuda_plan *p, char *err, size_t errlen)
         return false;
     }
     p->stages = mma_smem(p, p->bc, 2) <= p->smem_limit ? 2 : 1;
-    p->smem_q = 0;
-    p->smem_k = p->br * p->d * 2;
-    p->smem_k_stage = p->bc * p->d * 2;
-    p->smem_v = p->smem_k + p->stages * p->smem_k_stage;
-    p->smem_v_stage = p->v_in_k ? 0 : p->bc * p->dvp * 2;
-    p->smem_bytes = mma_smem(p, p->bc, p->stages);
-    p->est_regs = estimate_regs(p->d, p->dvc, p->bc, p->q_in_regs);
+    mma_layout(p);
+    return true;
+}
+
+bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen) {
+    if (p->kind != CUDA_KIND_MMA) {
+        snprintf(err, errlen, "plan overrides apply to tensor-core plans only");
+        return false;
+    }
+    const char *s = spec;
+    while (s && *s) {
+        char key[16];
+        int val, used = 0;
+        if (sscanf(s, " %15[a-z] = %d%n", key, &val, &used) != 2) {
+            snprintf(err, errlen, "bad plan override '%s'; expected key=value pairs such as bc=32,stages=1", spec);
+            return false;
+        }
+        if (!strcmp(key, "bc") && (val == 16 || val == 32 || val == 64 || val == 128)) p->bc = val;
+        else if (!strcmp(key, "stages") && (val == 1 || val == 2)) p->stages = val;
+        else if (!strcmp(key, "qregs") && (val == 0 || val == 1)) p->q_in_regs = val;
+        else if (!strcmp(key, "wr") && val >= 1 && val <= 8) p->wr = val;
+        else if (!strcmp(key, "wc") && val >= 1 && val <= 8) {
+            int dvc = val == 1 ? round_up(p->dv, 16) : round_up((p->dv + val - 1) / val, 64);
+            if (p->v_in_k && val > 1 && (p->d & ~63) < val * dvc) {
+                snprintf(err, errlen, "wc=%d: the dv slices do not fit in whole pages of K", val);
+                return false;
+            }
+            p->wc = val;
+            p->dvc = dvc;
+            p->dvp = val * dvc;
+        } else {
+            snprintf(err, errlen, "bad plan override %s=%d", key, val);
+            return false;
+        }
+        s += used;
+        while (*s == ',' || *s == ' ') s++;
+    }
+    p->br = 16 * p->wr;
+    p->threads = 32 * p->wr * p->wc;
+    mma_layout(p);
+    if (p->smem_bytes > p->smem_limit) {
+        snprintf(err, errlen, "plan override needs %d bytes of shared memory; the arch allows %d", p->smem_bytes, p->smem_limit);
+        return false;
+    }
     return true;
 }
 
@@ -107,6 +157,13 @@ bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *er
         p->kind = CUDA_KIND_RECUR;
         p->threads = p->recur_threads = 128;
         p->pack = 1;
+        /* state, z, phi(q), phi(k), per-key decay, v, v scale, scalar decay: all f32 */
+        p->smem_bytes = 4 * (p->dqk * p->dv + 4 * p->dqk + 2 * p->dv + 4);
+        if (p->smem_bytes > p->smem_limit) {
+            snprintf(err, errlen, "kernel '%s': a %d x %d f32 state (%d KB) does not fit in %s's %d KB of shared memory",
+                     k->name, p->dqk, p->dv, p->smem_bytes / 1024, arch, p->smem_limit / 1024);
+            return false;
+        }
         return true;
     }
     if (k->heads_kv <= 0 || k->heads_q % k->heads_kv != 0) {
@@ -124,14 +181,18 @@ bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *er
     p->splitkv = k->phase == IR_DECODE;
     if (tensor_cores) {
         char sub[256];
-        if (plan_mma(k, p, sub, sizeof sub)) return true;
+        if (plan_mma(k, p, sub, sizeof sub)) {
+            const char *ov = getenv("ATTNC_CUDA_PLAN");
+            if (ov && *ov && !cuda_plan_override(p, ov, err, errlen)) return false;
+            return true;
+        }
         /* fall through to the SIMT path when no tile fits */
         p->pack = 1;
     }
     p->kind = CUDA_KIND_SIMT;
     p->rows_per_cta = 4;
     p->threads = 32 * p->rows_per_cta;
-    p->smem_bytes = p->rows_per_cta * (p->dqk > p->dv ? p->dqk : p->dv) * 4;
+    p->smem_bytes = 0;   /* registers and shuffles only */
     return true;
 }
 

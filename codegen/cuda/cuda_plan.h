@@ -52,6 +52,11 @@ typedef struct cuda_plan {
  * kernels or archs the backend cannot handle. */
 bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *err, size_t errlen);
 
+/* Tuning and test knob: "bc=32,stages=1,qregs=0,wr=4,wc=2" overrides those fields of a
+ * tensor-core plan and recomputes its shared-memory map (cuda_plan_make applies
+ * $ATTNC_CUDA_PLAN this way). Fails for values the skeleton cannot run. */
+bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen);
+
 /* Max dynamic shared memory per CTA (opt-in) for a compute capability. */
 int cuda_arch_smem_limit(int cc);
 

@@ -29,13 +29,14 @@
  * when splitting). Nothing else is allocated per launch. */
 #include "codegen/llvm/cpu_kernel.h"
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <llvm-c/Analysis.h>
 #include "codegen/llvm/cpu_cg.h"
 
 enum { PL_B, PL_SQ, PL_SK, PL_NT, PL_OFF, PL_NQ, PL_NKB, PL_NSPLIT, PL_CHUNK, PL_BASE, PL_ITEMS0, PL_ITEMS1,
-       PL_ITEMS2, PL_QSHIFT, PL_NHI, PL_TBLOFF, PL_PARTOFF, PL_WS, PL_N };
+       PL_ITEMS2, PL_QSHIFT, PL_NHI, PL_TBLOFF, PL_PARTOFF, PL_WS, PL_HG, PL_N };
 
 enum { MAX_SPLITS = 64 };
 
@@ -47,15 +48,24 @@ typedef struct kgen {
     int G, HQ, HKV, dq, dv, Br, R, R_pad, Bc, W, RPw;
     int P, n_axes, ntab;
     bool rope, rerope, explicit_pos, factored, dyn_ntk;
-    bool k_stage_ct, v_stage_ct;
     const ir_expr *mask;            /* NULL when every key is visible */
     bool mask_false;
     double qscale;                  /* scale (x log2 e without a score modifier) */
     LLVMTypeRef t_slot, t_args, t_pargs, t_pi64;
-    int64_t off_qT, off_qT2, off_oT, off_m, off_l, off_alpha, off_sT, off_kst, off_kst2, off_vst, off_cs, off_w;
+    /* Per-thread scratch: shared parts, then one block of state per kv head (decode items
+     * hold all kv heads; prefill items use the first block only). Offsets in floats; the
+     * per-head ones are relative to a head block. */
+    int64_t off_sT, off_kst, off_kst2, off_vst, off_cs, off_w, off_rows, off_kp, off_vp, off_heads;
+    int64_t off_qT, off_qT2, off_oT, off_m, off_l, off_alpha, head_floats;
     int64_t T_floats;
     LLVMValueRef g_inv_freq, g_pair_axis;
-    LLVMValueRef f_plan, f_strides, f_table, f_stage_q, f_stage_k, f_stage_v, f_s[2], f_pv[2], f_compute, f_merge;
+    LLVMValueRef f_plan, f_strides, f_table, f_stage_q, f_stage_k, f_stage_v, f_s[3], f_pv[3], f_compute, f_merge;
+    LLVMValueRef f_pack_k, f_pack_v;
+    /* Packed decode: with one query position the g rows fill only g lanes, so `pack`
+     * keys share a vector instead: lane = row * pack + key parity, each lane with its own
+     * online softmax state (its keys are those of that parity), folded per row at the
+     * end. K and V blocks are interleaved [keys/pack][d][pack] for group broadcasts. */
+    int pack, kt_pack, pack_rows;
     LLVMValueRef f_malloc, f_free;
 } kgen;
 
@@ -91,6 +101,20 @@ static LLVMValueRef param(kgen *g, int i) { return LLVMGetParam(g->c.fn, (unsign
 static void begin_fn(kgen *g, LLVMValueRef fn) {
     g->c.fn = fn;
     LLVMPositionBuilderAtEnd(BLD, LLVMAppendBasicBlockInContext(g->c.ctx, fn, "entry"));
+}
+
+/* Functions run once per launch or per item do not need optimising: optnone keeps
+ * them out of the O3 pipeline and gives them fast instruction selection, so compile
+ * time goes to the code that runs per key block. */
+static void cold_fn(kgen *g, LLVMValueRef fn) {
+    cg_fn_attr(&g->c, fn, "noinline");
+    cg_fn_attr(&g->c, fn, "optnone");
+}
+
+/* Per key block, but not the inner loops: optimised for size. */
+static void warm_fn(kgen *g, LLVMValueRef fn) {
+    cg_fn_attr(&g->c, fn, "noinline");
+    cg_fn_attr(&g->c, fn, "optsize");
 }
 
 static LLVMValueRef entry_alloca(kgen *g, LLVMTypeRef t, int n) {
@@ -203,12 +227,12 @@ cpu_tiles cpu_tiles_for(const cpu_target *t) {
     if (t->lanes >= 16) {
         /* 32 zmm: 6 keys x 4 vectors = 24 accumulators + 4 Q^T vectors, broadcasts folded
          * into the FMAs ({1to16}). */
-        tl.s_keys_wide = 6; tl.s_vecs_wide = 4; tl.s_keys_narrow = 24;
+        tl.s_keys_wide = 6; tl.s_vecs_wide = 4; tl.s_keys_narrow = 16;
         tl.pv_cols_wide = 6; tl.pv_cols_narrow = 24;
         tl.rows_target = 128;
     } else {
         /* 16 ymm: 4 keys x 3 vectors = 12 accumulators + 3 Q^T vectors + 1 broadcast. */
-        tl.s_keys_wide = 4; tl.s_vecs_wide = 3; tl.s_keys_narrow = 12;
+        tl.s_keys_wide = 4; tl.s_vecs_wide = 3; tl.s_keys_narrow = 8;
         tl.pv_cols_wide = 4; tl.pv_cols_narrow = 12;
         tl.rows_target = t->lanes * 12;
     }
@@ -273,8 +297,6 @@ static void layout(kgen *g) {
     g->factored = g->rope && !g->explicit_pos && !g->rerope;
     g->dyn_ntk = g->rope && r->scaling == IR_SCALE_DYNAMIC_NTK;
     g->ntab = g->rerope ? 3 : 1;
-    g->k_stage_ct = k->dtype != IR_F32 || g->rope;
-    g->v_stage_ct = k->dtype != IR_F32;
     g->mask = k->mask;
     g->mask_false = false;
     if (g->mask && g->mask->op == IR_CONST) {
@@ -282,23 +304,37 @@ static void layout(kgen *g) {
         g->mask = NULL;
     }
     g->qscale = k->scale_value * (k->score_mod ? 1.0 : M_LOG2E);
+    int g2 = 1;
+    while (g2 < g->G) g2 *= 2;
+    g->pack = (!g->rerope && 2 * g2 <= g->W && !getenv("NOPACK")) ? g->W / g2 : 1;
+    g->kt_pack = g->tl.s_keys_narrow;
+    /* Rows the packed buffers hold: whole tiles of kt_pack groups of pack keys. */
+    g->pack_rows = (int)round_up(round_up(g->Bc, g->pack) / g->pack, g->kt_pack) * g->pack;
     /* Per-thread scratch, in floats, each part 64-byte aligned. */
     int64_t o = 0;
 #define PART(field, n) do { g->field = o; o += round_up((n), 16); } while (0)
-    PART(off_qT, (int64_t)g->dq * g->R_pad);
-    PART(off_qT2, g->rerope ? (int64_t)g->dq * g->R_pad : 0);
-    PART(off_oT, (int64_t)g->dv * g->R_pad);
-    PART(off_m, g->R_pad);
-    PART(off_l, g->R_pad);
-    PART(off_alpha, g->R_pad);
     PART(off_sT, (int64_t)g->Bc * g->RPw);
     PART(off_kst, (int64_t)g->Bc * g->dq);
     PART(off_kst2, g->rerope ? (int64_t)g->Bc * g->dq : 0);
     PART(off_vst, k->v_in_k ? 0 : (int64_t)g->Bc * g->dv);
     PART(off_cs, 2 * g->P);
     PART(off_w, MAX_SPLITS);
+    /* i64 tables: q_idx and head-in-group per row; for packed panels q_idx, row and key
+     * parity per lane. */
+    PART(off_rows, 2 * (2 * (int64_t)g->R_pad + 3 * g->W));
+    PART(off_kp, g->pack > 1 ? (int64_t)g->pack_rows * g->dq : 0);
+    PART(off_vp, g->pack > 1 ? (int64_t)g->pack_rows * g->dv : 0);
+    g->off_heads = o;
+    o = 0;
+    PART(off_qT, (int64_t)g->dq * g->R_pad);
+    PART(off_qT2, g->rerope ? (int64_t)g->dq * g->R_pad : 0);
+    PART(off_oT, (int64_t)g->dv * g->R_pad);
+    PART(off_m, g->R_pad);
+    PART(off_l, g->R_pad);
+    PART(off_alpha, g->R_pad);
 #undef PART
-    g->T_floats = o;
+    g->head_floats = o;
+    g->T_floats = g->off_heads + (int64_t)g->HKV * g->head_floats;
 }
 
 /* ---------------------------------------------------------------- plan */
@@ -309,7 +345,7 @@ static void emit_plan(kgen *g) {
     cg *c = &g->c;
     LLVMTypeRef ps[2] = { g->t_pargs, g->t_pi64 };
     g->f_plan = cg_function(c, "plan", c->t_void, ps, 2, false);
-    cg_fn_attr(c, g->f_plan, "alwaysinline");
+    cold_fn(g, g->f_plan);
     begin_fn(g, g->f_plan);
     LLVMValueRef A = param(g, 0), PL = param(g, 1);
     LLVMValueRef B = imax(g, afield(g, A, 0, c->t_i64), I(g, 0));
@@ -320,10 +356,14 @@ static void emit_plan(kgen *g) {
     LLVMValueRef nq = cdiv(g, SQ, I(g, g->Br));
     LLVMValueRef nkb = cdiv(g, SK, I(g, g->Bc));
     LLVMValueRef base = mul(g, mul(g, B, I(g, g->HKV)), nq);
+    /* One q-block (decode): an item takes every kv head of its key range, so K and V are
+     * read as contiguous [tokens][heads][d] memory instead of one row per page per head. */
+    LLVMValueRef HG = sel(g, icmp(g, LLVMIntEQ, nq, I(g, 1)), I(g, g->HKV), I(g, 1));
+    LLVMValueRef units = sdiv(g, base, HG);
     /* Split keys only when there are too few items for the threads (decode): at least
      * four items per thread, chunks of at least four blocks. */
     LLVMValueRef want_items = mul(g, NT, I(g, 4));
-    LLVMValueRef want = sel(g, icmp(g, LLVMIntSGE, base, want_items), I(g, 1), cdiv(g, want_items, imax(g, base, I(g, 1))));
+    LLVMValueRef want = sel(g, icmp(g, LLVMIntSGE, units, want_items), I(g, 1), cdiv(g, want_items, imax(g, units, I(g, 1))));
     LLVMValueRef maxs = imin(g, imax(g, sdiv(g, nkb, I(g, 4)), I(g, 1)), I(g, MAX_SPLITS));
     LLVMValueRef ns0 = imax(g, imin(g, want, maxs), I(g, 1));
     LLVMValueRef has_keys = icmp(g, LLVMIntSGT, nkb, I(g, 0));
@@ -349,7 +389,8 @@ static void emit_plan(kgen *g) {
     vals[PL_B] = B; vals[PL_SQ] = SQ; vals[PL_SK] = SK; vals[PL_NT] = NT; vals[PL_OFF] = sub(g, SK, SQ);
     vals[PL_NQ] = nq; vals[PL_NKB] = nkb; vals[PL_NSPLIT] = nsplit; vals[PL_CHUNK] = chunk; vals[PL_BASE] = base;
     vals[PL_ITEMS0] = rows;
-    vals[PL_ITEMS1] = mul(g, base, nsplit);
+    vals[PL_ITEMS1] = mul(g, units, nsplit);
+    vals[PL_HG] = HG;
     vals[PL_ITEMS2] = sel(g, icmp(g, LLVMIntSGT, nsplit, I(g, 1)), base, I(g, 0));
     vals[PL_QSHIFT] = qshift; vals[PL_NHI] = nhi; vals[PL_TBLOFF] = tbl_off; vals[PL_PARTOFF] = part_off;
     vals[PL_WS] = add(g, part_off, part_bytes);
@@ -382,7 +423,7 @@ static void emit_strides(kgen *g) {
     cg *c = &g->c;
     LLVMTypeRef ps[3] = { g->t_pargs, g->t_pi64, g->t_pi64 };
     g->f_strides = cg_function(c, "strides", c->t_void, ps, 3, false);
-    cg_fn_attr(c, g->f_strides, "alwaysinline");
+    cold_fn(g, g->f_strides);
     begin_fn(g, g->f_strides);
     LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2);
     for (int s = 0; s < g->abi.n_slots; s++) {
@@ -467,6 +508,7 @@ static void emit_table(kgen *g) {
     cg *c = &g->c;
     LLVMTypeRef ps[4] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_i64 };
     g->f_table = cg_function(c, "table_item", c->t_void, ps, 4, false);
+    cold_fn(g, g->f_table);
     begin_fn(g, g->f_table);
     if (!g->rope) { LLVMBuildRetVoid(BLD); return; }
     LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), i = param(g, 3);
@@ -579,16 +621,18 @@ static void rotate_row(kgen *g, LLVMValueRef dst, LLVMValueRef st, LLVMValueRef 
 
 /* ---------------------------------------------------------------- staging */
 
-/* void stage_q(A, PL, S, ts, b, h, pos0, npos): Q^T[d][r] = q * qscale (RoPE applied)
- * for the item's rows, zeros for padding rows. */
+/* void stage_q(A, PL, S, ts, hs, b, h, pos0, npos): Q^T[d][r] = q * qscale (RoPE applied)
+ * for the item's rows of kv head h into its state block hs, zeros for the padding rows
+ * that panels touch. */
 static void emit_stage_q(kgen *g) {
     cg *c = &g->c;
-    LLVMTypeRef ps[8] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
-    g->f_stage_q = cg_function(c, "stage_q", c->t_void, ps, 8, false);
+    LLVMTypeRef ps[9] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
+    g->f_stage_q = cg_function(c, "stage_q", c->t_void, ps, 9, false);
+    cold_fn(g, g->f_stage_q);
     begin_fn(g, g->f_stage_q);
-    LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), ts = param(g, 3);
-    LLVMValueRef b = param(g, 4), h = param(g, 5), pos0 = param(g, 6), npos = param(g, 7);
-    LLVMValueRef qT = fptr(g, ts, I(g, g->off_qT)), qT2 = fptr(g, ts, I(g, g->off_qT2));
+    LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), ts = param(g, 3), hs = param(g, 4);
+    LLVMValueRef b = param(g, 5), h = param(g, 6), pos0 = param(g, 7), npos = param(g, 8);
+    LLVMValueRef qT = fptr(g, hs, I(g, g->off_qT)), qT2 = fptr(g, hs, I(g, g->off_qT2));
     LLVMValueRef cs_buf = fptr(g, ts, I(g, g->off_cs));
     LLVMValueRef Rv = mul(g, npos, I(g, g->G));
     LLVMValueRef q = slot_data(g, A, g->abi.q);
@@ -618,8 +662,9 @@ static void emit_stage_q(kgen *g) {
     }
     cg_loop_end(c, &L, NULL);
     /* Padding rows: zeros, so their lanes compute finite values that are never stored. */
+    LLVMValueRef Rused = imin(g, I(g, g->R_pad), mul(g, cdiv(g, Rv, I(g, g->RPw)), I(g, g->RPw)));
     cg_loop Z;
-    cg_loop_begin(c, &Z, Rv, I(g, g->R_pad), I(g, 1), 0, NULL);
+    cg_loop_begin(c, &Z, Rv, Rused, I(g, 1), 0, NULL);
     {
         cg_loop D;
         cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
@@ -632,15 +677,79 @@ static void emit_stage_q(kgen *g) {
     LLVMBuildRetVoid(BLD);
 }
 
-/* void stage_k(A, PL, S, ts, b, h, k0, nk): K rows of the block as fp32 [nk][d_qk],
- * rotated (ReRoPE: a second copy with the key-leaky angles). */
+/* dst[0..n) = src[base + d*s3] as fp32: whole vectors when s3 == 1 (the usual dense
+ * row), element by element otherwise. */
+static void convert_row(kgen *g, LLVMValueRef src, LLVMValueRef base, LLVMValueRef s3, LLVMValueRef dst, int n) {
+    cg *c = &g->c;
+    int W = g->W, main_end = n / W * W;
+    LLVMBasicBlockRef vec_bb = cg_block(c, "dense"), sc_bb = cg_block(c, "strided"), join = cg_block(c, "converted");
+    LLVMBuildCondBr(BLD, icmp(g, LLVMIntEQ, s3, I(g, 1)), vec_bb, sc_bb);
+    LLVMPositionBuilderAtEnd(BLD, vec_bb);
+    if (main_end > 0) {
+        cg_loop L;
+        cg_loop_begin(c, &L, I(g, 0), I(g, main_end), I(g, W), 0, NULL);
+        LLVMValueRef at = add(g, base, L.iv);
+        LLVMValueRef v;
+        if (g->k->dtype == IR_F32) {
+            v = cg_vload(c, fptr(g, cg_bitcast_ptr(c, src, c->t_pf32), at));
+        } else {
+            LLVMTypeRef et = g->k->dtype == IR_BF16 ? c->t_i16 : c->t_f16;
+            LLVMTypeRef vt = LLVMVectorType(et, (unsigned)W);
+            LLVMValueRef p = cg_gep(c, et, cg_bitcast_ptr(c, src, LLVMPointerType(et, 0)), at);
+            v = cg_load(c, vt, LLVMBuildBitCast(BLD, p, LLVMPointerType(vt, 0), ""), 2);
+            if (g->k->dtype == IR_BF16)
+                v = LLVMBuildBitCast(BLD, LLVMBuildShl(BLD, LLVMBuildZExt(BLD, v, c->t_vi32, ""), cg_splat(c, cg_i32(c, 16)), ""), c->t_vf, "");
+            else
+                v = LLVMBuildFPExt(BLD, v, c->t_vf, "");
+        }
+        cg_vstore(c, v, fptr(g, dst, L.iv));
+        cg_loop_end(c, &L, NULL);
+    }
+    if (n > main_end) {
+        cg_loop T;
+        cg_loop_begin(c, &T, I(g, main_end), I(g, n), I(g, 1), 0, NULL);
+        stf(g, load_elem(g, src, add(g, base, T.iv)), fptr(g, dst, T.iv));
+        cg_loop_end(c, &T, NULL);
+    }
+    LLVMBuildBr(BLD, join);
+    LLVMPositionBuilderAtEnd(BLD, sc_bb);
+    cg_loop S;
+    cg_loop_begin(c, &S, I(g, 0), I(g, n), I(g, 1), 0, NULL);
+    stf(g, load_elem(g, src, add(g, base, mul(g, S.iv, s3))), fptr(g, dst, S.iv));
+    cg_loop_end(c, &S, NULL);
+    LLVMBuildBr(BLD, join);
+    LLVMPositionBuilderAtEnd(BLD, join);
+}
+
+/* Prefetches (into L2) the row of token `tok` starting at element offset `off` of a
+ * tensor, one request per 64-byte line; prefetches never fault, so no bounds check. */
+static void prefetch_row(kgen *g, LLVMValueRef data, LLVMValueRef off, LLVMValueRef s3, int n_elems) {
+    if (getenv("NOPF")) return;
+    cg *c = &g->c;
+    int es = g->k->dtype == IR_F32 ? 4 : 2;
+    int per_line = 64 / es;
+    LLVMValueRef p = LLVMBuildInBoundsGEP2(BLD, c->t_i8, data, (LLVMValueRef[]){ mul(g, off, I(g, es)) }, 1, "");
+    for (int e = 0; e < n_elems; e += per_line) {
+        LLVMValueRef at = LLVMBuildGEP2(BLD, c->t_i8, p, (LLVMValueRef[]){ mul(g, mul(g, I(g, e), s3), I(g, es)) }, 1, "");
+        LLVMValueRef args[4] = { at, cg_i32(c, 0), cg_i32(c, 2), cg_i32(c, 1) };
+        LLVMTypeRef pt = c->t_pi8;
+        cg_call_intrinsic(c, "llvm.prefetch", &pt, 1, args, 4);
+    }
+}
+
+/* void stage_k(A, PL, S, ts, b, h, k0, nk, pf_k0, pf_h): K rows of the block as fp32
+ * [nk][d_qk], rotated (ReRoPE: a second copy with the key-leaky angles), prefetching the
+ * rows of the block that comes next (starting at token pf_k0, kv head pf_h). */
 static void emit_stage_k(kgen *g) {
     cg *c = &g->c;
-    LLVMTypeRef ps[8] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
-    g->f_stage_k = cg_function(c, "stage_k", c->t_void, ps, 8, false);
+    LLVMTypeRef ps[10] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
+                           c->t_i64, c->t_i64 };
+    g->f_stage_k = cg_function(c, "stage_k", c->t_void, ps, 10, false);
+    warm_fn(g, g->f_stage_k);
     begin_fn(g, g->f_stage_k);
     LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), ts = param(g, 3);
     LLVMValueRef b = param(g, 4), h = param(g, 5), k0 = param(g, 6), nk = param(g, 7);
+    LLVMValueRef pf_k0 = param(g, 8), pf_h = param(g, 9);
     LLVMValueRef kst = fptr(g, ts, I(g, g->off_kst)), kst2 = fptr(g, ts, I(g, g->off_kst2));
     LLVMValueRef cs_buf = fptr(g, ts, I(g, g->off_cs));
     int sk = g->abi.k;
@@ -651,30 +760,40 @@ static void emit_stage_k(kgen *g) {
     LLVMValueRef base = add(g, add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, tok, stride(g, S, sk, 1))),
                             mul(g, h, stride(g, S, sk, 2)));
     LLVMValueRef s3 = stride(g, S, sk, 3);
+    LLVMValueRef pf = add(g, add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, add(g, pf_k0, L.iv), stride(g, S, sk, 1))),
+                          mul(g, pf_h, stride(g, S, sk, 2)));
+    prefetch_row(g, kd, pf, s3, g->dq);
     LLVMValueRef row = fptr(g, kst, mul(g, L.iv, I(g, g->dq))), row2 = fptr(g, kst2, mul(g, L.iv, I(g, g->dq)));
-    cg_loop D;
-    cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
-    LLVMValueRef x = load_elem(g, kd, add(g, base, mul(g, D.iv, s3)));
-    stf(g, x, fptr(g, row, D.iv));
-    if (g->rerope) stf(g, x, fptr(g, row2, D.iv));
-    cg_loop_end(c, &D, NULL);
+    convert_row(g, kd, base, s3, row, g->dq);
+    if (g->rerope) convert_row(g, kd, base, s3, row2, g->dq);
     if (g->rope) {
         rotate_row(g, row, I(g, 1), row_cos_sin(g, A, PL, b, tok, 0, cs_buf));
         if (g->rerope) rotate_row(g, row2, I(g, 1), row_cos_sin(g, A, PL, b, tok, 2, cs_buf));
     }
     cg_loop_end(c, &L, NULL);
+    /* Rows up to the next multiple of 16 keys: zeros for the tiles that overhang nk. */
+    LLVMValueRef tail_end = imin(g, I(g, g->Bc), mul(g, cdiv(g, nk, I(g, 16)), I(g, 16)));
+    cg_loop Z;
+    cg_loop_begin(c, &Z, mul(g, nk, I(g, g->dq)), mul(g, tail_end, I(g, g->dq)), I(g, 1), 0, NULL);
+    stf(g, cg_f32(c, 0.0), fptr(g, kst, Z.iv));
+    if (g->rerope) stf(g, cg_f32(c, 0.0), fptr(g, kst2, Z.iv));
+    cg_loop_end(c, &Z, NULL);
     LLVMBuildRetVoid(BLD);
 }
 
-/* void stage_v(A, PL, S, ts, b, h, k0, nk): V rows of the block as fp32 [nk][d_v]. */
+/* void stage_v(A, PL, S, ts, b, h, k0, nk, pf_k0, pf_h): V rows of the block as fp32
+ * [nk][d_v], prefetching like stage_k. */
 static void emit_stage_v(kgen *g) {
     cg *c = &g->c;
-    LLVMTypeRef ps[8] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
-    g->f_stage_v = cg_function(c, "stage_v", c->t_void, ps, 8, false);
+    LLVMTypeRef ps[10] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
+                           c->t_i64, c->t_i64 };
+    g->f_stage_v = cg_function(c, "stage_v", c->t_void, ps, 10, false);
+    warm_fn(g, g->f_stage_v);
     begin_fn(g, g->f_stage_v);
     if (g->k->v_in_k) { LLVMBuildRetVoid(BLD); return; }
     LLVMValueRef A = param(g, 0), S = param(g, 2), ts = param(g, 3);
     LLVMValueRef b = param(g, 4), h = param(g, 5), k0 = param(g, 6), nk = param(g, 7);
+    LLVMValueRef pf_k0 = param(g, 8), pf_h = param(g, 9);
     LLVMValueRef vst = fptr(g, ts, I(g, g->off_vst));
     int sv = g->abi.v;
     LLVMValueRef vd = slot_data(g, A, sv);
@@ -683,11 +802,11 @@ static void emit_stage_v(kgen *g) {
     LLVMValueRef base = add(g, add(g, mul(g, b, stride(g, S, sv, 0)), mul(g, add(g, k0, L.iv), stride(g, S, sv, 1))),
                             mul(g, h, stride(g, S, sv, 2)));
     LLVMValueRef s3 = stride(g, S, sv, 3);
+    LLVMValueRef pf = add(g, add(g, mul(g, b, stride(g, S, sv, 0)), mul(g, add(g, pf_k0, L.iv), stride(g, S, sv, 1))),
+                          mul(g, pf_h, stride(g, S, sv, 2)));
+    prefetch_row(g, vd, pf, s3, g->dv);
     LLVMValueRef row = fptr(g, vst, mul(g, L.iv, I(g, g->dv)));
-    cg_loop D;
-    cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
-    stf(g, load_elem(g, vd, add(g, base, mul(g, D.iv, s3))), fptr(g, row, D.iv));
-    cg_loop_end(c, &D, NULL);
+    convert_row(g, vd, base, s3, row, g->dv);
     cg_loop_end(c, &L, NULL);
     LLVMBuildRetVoid(BLD);
 }
@@ -695,11 +814,24 @@ static void emit_stage_v(kgen *g) {
 /* ---------------------------------------------------------------- S micro-kernel + softmax */
 
 enum { SB_A, SB_PL, SB_S, SB_K, SB_KRS, SB_K2, SB_NK, SB_QT, SB_QT2, SB_ST, SB_M, SB_L, SB_ALPHA,
-       SB_B, SB_H, SB_POS0, SB_R0, SB_K0, SB_PARTIAL, SB_N };
+       SB_B, SB_H, SB_POS0, SB_R0, SB_K0, SB_PARTIAL, SB_ROWS, SB_N };
+
+/* W lanes repeating the `pack` floats at p (a group broadcast: vbroadcastss / sd / f128). */
+static LLVMValueRef group_broadcast(kgen *g, LLVMValueRef p, int pack) {
+    cg *c = &g->c;
+    if (pack == 1) return cg_splat(c, ldf(g, p));
+    LLVMTypeRef gt = LLVMVectorType(c->t_f32, (unsigned)pack);
+    LLVMValueRef v = cg_load(c, gt, LLVMBuildBitCast(BLD, p, LLVMPointerType(gt, 0), ""), 4);
+    if (pack == g->W) return v;
+    LLVMValueRef mask[64];
+    for (int i = 0; i < g->W; i++) mask[i] = cg_i32(c, i % pack);
+    return LLVMBuildShuffleVector(BLD, v, LLVMGetUndef(gt), LLVMConstVector(mask, (unsigned)g->W), "");
+}
 
 /* acc[kk][i] = sum_d K[row kk][d] * Q^T[d][i-th vector]: the K loop unrolled by 4 with the
- * KT x RV accumulators carried in phis. */
-static void s_tile_dot(kgen *g, int KT, int RV, LLVMValueRef *rows, LLVMValueRef qT, LLVMValueRef *acc) {
+ * KT x RV accumulators carried in phis. Packed: row kk is a group of `pack` keys stored
+ * [d][pack]. */
+static void s_tile_dot(kgen *g, int KT, int RV, int pack, LLVMValueRef *rows, LLVMValueRef qT, LLVMValueRef *acc) {
     cg *c = &g->c;
     enum { U = 4 };
     int main_end = g->dq / U * U;
@@ -720,7 +852,7 @@ static void s_tile_dot(kgen *g, int KT, int RV, LLVMValueRef *rows, LLVMValueRef
             LLVMValueRef qrow = fptr(g, qT, mul(g, d, I(g, g->R_pad)));
             for (int i = 0; i < RV; i++) qv[i] = cg_vload(c, fptr(g, qrow, I(g, (int64_t)i * g->W)));
             for (int kk = 0; kk < KT; kk++) {
-                LLVMValueRef bk = cg_splat(c, ldf(g, fptr(g, rows[kk], d)));
+                LLVMValueRef bk = group_broadcast(g, fptr(g, rows[kk], pack > 1 ? mul(g, d, I(g, pack)) : d), pack);
                 for (int i = 0; i < RV; i++) a[kk * RV + i] = cg_fma(c, bk, qv[i], a[kk * RV + i]);
             }
         }
@@ -731,7 +863,8 @@ static void s_tile_dot(kgen *g, int KT, int RV, LLVMValueRef *rows, LLVMValueRef
 }
 
 typedef struct s_ctx {
-    int KT, RV, RP;
+    int KT, RV, RP, pack;
+    LLVMValueRef kvoff;                          /* packed: key parity per lane (i64) */
     LLVMValueRef qv[8], hv[8], qpos[8];
     LLVMValueRef kp_base, kp_stride, pos_data;   /* explicit positions for ReRoPE */
     cg_env env;
@@ -746,7 +879,9 @@ static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMVa
     LLVMValueRef ninf = cg_vf32(c, -INFINITY);
     for (int kk = 0; kk < sc->KT; kk++) {
         LLVMValueRef j = add(g, j0, I(g, kk));
-        LLVMValueRef kv = add(g, k0, j);
+        /* The key of each lane: one per tile row, or per lane in packed groups. */
+        LLVMValueRef jk = sc->pack > 1 ? LLVMBuildAdd(BLD, cg_splat(c, mul(g, j, I(g, sc->pack))), sc->kvoff, "") : j;
+        LLVMValueRef kv = sc->pack > 1 ? LLVMBuildAdd(BLD, cg_splat(c, k0), jk, "") : add(g, k0, j);
         LLVMValueRef srow = fptr(g, sT, mul(g, j, I(g, sc->RP)));
         LLVMValueRef kpos = NULL;
         if (g->rerope) {
@@ -775,7 +910,7 @@ static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMVa
                 s = vfmul(g, s, cg_vf32(c, M_LOG2E));
             }
             if (partial) {
-                LLVMValueRef vis = icmp(g, LLVMIntSLT, j, nk);
+                LLVMValueRef vis = icmp(g, LLVMIntSLT, jk, sc->pack > 1 ? cg_splat(c, nk) : nk);
                 if (g->mask) {
                     LLVMValueRef mv = cg_expr(c, g->mask, &sc->env);
                     vis = LLVMBuildAnd(BLD, cg_is_vec(mv) ? cg_splat(c, vis) : vis, mv, "");
@@ -788,25 +923,34 @@ static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMVa
     }
 }
 
-static void emit_s_block(kgen *g, int narrow) {
+enum { V_WIDE, V_NARROW, V_PACKED };
+static const char *const VARIANT_NAME[3] = { "wide", "narrow", "packed" };
+
+static void emit_s_block(kgen *g, int variant) {
     cg *c = &g->c;
     const ir_kernel *k = g->k;
     s_ctx sc;
     memset(&sc, 0, sizeof sc);
-    sc.KT = narrow ? g->tl.s_keys_narrow : g->tl.s_keys_wide;
-    sc.RV = narrow ? 1 : g->tl.s_vecs_wide;
+    sc.KT = variant == V_WIDE ? g->tl.s_keys_wide : variant == V_NARROW ? g->tl.s_keys_narrow : g->kt_pack;
+    sc.RV = variant == V_WIDE ? g->tl.s_vecs_wide : 1;
     sc.RP = sc.RV * g->W;
+    sc.pack = variant == V_PACKED ? g->pack : 1;
+    /* The row table: [R_pad] q_idx, [R_pad] head-in-group; packed: [W] each and [W] key parity. */
+    int64_t tab_stride = variant == V_PACKED ? g->W : g->R_pad;
     LLVMTypeRef ps[SB_N];
     for (int i = 0; i < SB_N; i++) ps[i] = c->t_i64;
     ps[SB_A] = g->t_pargs; ps[SB_PL] = g->t_pi64; ps[SB_S] = g->t_pi64;
     ps[SB_K] = ps[SB_K2] = ps[SB_QT] = ps[SB_QT2] = ps[SB_ST] = ps[SB_M] = ps[SB_L] = ps[SB_ALPHA] = c->t_pf32;
     ps[SB_PARTIAL] = c->t_i1;
-    LLVMValueRef fn = cg_function(c, narrow ? "s_block_narrow" : "s_block_wide", c->t_void, ps, SB_N, false);
-    g->f_s[narrow] = fn;
+    ps[SB_ROWS] = g->t_pi64;
+    char fname[32];
+    snprintf(fname, sizeof fname, "s_block_%s", VARIANT_NAME[variant]);
+    LLVMValueRef fn = cg_function(c, fname, c->t_void, ps, SB_N, false);
+    g->f_s[variant] = fn;
     cg_fn_attr(c, fn, "noinline");
     int noalias[] = { SB_ST, SB_M, SB_L, SB_ALPHA, SB_K, SB_K2, SB_QT, SB_QT2 };
     for (size_t i = 0; i < sizeof noalias / sizeof *noalias; i++) cg_param_attr(c, fn, noalias[i], "noalias");
-    int ro[] = { SB_K, SB_K2, SB_QT, SB_QT2, SB_A, SB_PL, SB_S };
+    int ro[] = { SB_K, SB_K2, SB_QT, SB_QT2, SB_A, SB_PL, SB_S, SB_ROWS };
     for (size_t i = 0; i < sizeof ro / sizeof *ro; i++) cg_param_attr(c, fn, ro[i], "readonly");
     begin_fn(g, fn);
     LLVMValueRef A = param(g, SB_A), PL = param(g, SB_PL), S = param(g, SB_S);
@@ -827,12 +971,20 @@ static void emit_s_block(kgen *g, int narrow) {
         sc.env.in_data[in] = slot_data(g, A, g->abi.first_input + in);
         for (int d = 0; d < 4; d++) sc.env.in_stride[in][d] = stride(g, S, g->abi.first_input + in, d);
     }
-    LLVMValueRef qbase = add(g, pos0, ld64(g, PL, PL_OFF));
+    /* q_idx and head-in-group of every row come from a per-item table (vector loads,
+     * no per-lane division). */
+    (void)pos0;
+    LLVMValueRef rowtab = param(g, SB_ROWS);
+    LLVMValueRef hbase = cg_splat(c, mul(g, h, I(g, g->G)));
     for (int i = 0; i < sc.RV; i++) {
-        LLVMValueRef ri = LLVMBuildAdd(BLD, cg_splat(c, add(g, r0, I(g, (int64_t)i * g->W))), cg_iota64(c), "");
-        sc.qv[i] = LLVMBuildAdd(BLD, cg_splat(c, qbase), LLVMBuildSDiv(BLD, ri, cg_splat(c, I(g, g->G)), ""), "");
-        sc.hv[i] = LLVMBuildAdd(BLD, cg_splat(c, mul(g, h, I(g, g->G))), LLVMBuildSRem(BLD, ri, cg_splat(c, I(g, g->G)), ""), "");
+        LLVMValueRef at = add(g, r0, I(g, (int64_t)i * g->W));
+        LLVMTypeRef vp = LLVMPointerType(c->t_vi64, 0);
+        sc.qv[i] = cg_load(c, c->t_vi64, LLVMBuildBitCast(BLD, cg_gep(c, c->t_i64, rowtab, at), vp, ""), 8);
+        LLVMValueRef hm = cg_load(c, c->t_vi64, LLVMBuildBitCast(BLD, cg_gep(c, c->t_i64, rowtab, add(g, at, I(g, tab_stride))), vp, ""), 8);
+        sc.hv[i] = LLVMBuildAdd(BLD, hbase, hm, "");
         sc.qpos[i] = sc.qv[i];
+        if (sc.pack > 1)
+            sc.kvoff = cg_load(c, c->t_vi64, LLVMBuildBitCast(BLD, cg_gep(c, c->t_i64, rowtab, add(g, at, I(g, 2 * tab_stride))), vp, ""), 8);
     }
     if (g->rerope && g->explicit_pos) {
         int sp = g->abi.positions;
@@ -850,30 +1002,33 @@ static void emit_s_block(kgen *g, int narrow) {
         }
     }
 
-    LLVMValueRef nkpad = mul(g, cdiv(g, nk, I(g, sc.KT)), I(g, sc.KT));
+    /* Tile rows: keys, or groups of `pack` keys. */
+    LLVMValueRef ngroups = sc.pack > 1 ? cdiv(g, nk, I(g, sc.pack)) : nk;
+    LLVMValueRef nkpad = mul(g, cdiv(g, ngroups, I(g, sc.KT)), I(g, sc.KT));
     LLVMValueRef mb0[8];
     for (int i = 0; i < sc.RV; i++) mb0[i] = cg_vf32(c, -INFINITY);
     cg_loop T;
     cg_loop_begin(c, &T, I(g, 0), nkpad, I(g, sc.KT), sc.RV, mb0);
     LLVMValueRef j0 = T.iv;
     LLVMValueRef rows[32], rows2[32];
-    LLVMValueRef last = sub(g, nk, I(g, 1));
+    (void)krs;
     for (int kk = 0; kk < sc.KT; kk++) {
-        /* Keys past the end read the last valid row (no fault) and are masked. */
-        LLVMValueRef r = imin(g, add(g, j0, I(g, kk)), last);
-        rows[kk] = fptr(g, kptr, mul(g, r, krs));
-        rows2[kk] = fptr(g, kptr2, mul(g, r, krs));
+        /* Staged rows are d_qk apart, so every row is one base register plus a constant.
+         * Keys past the end read the zeroed tail of the staging buffer and are masked. */
+        LLVMValueRef r = add(g, j0, I(g, kk));
+        rows[kk] = fptr(g, kptr, mul(g, r, I(g, (int64_t)g->dq * sc.pack)));
+        rows2[kk] = fptr(g, kptr2, mul(g, r, I(g, g->dq)));
     }
     LLVMValueRef acc[64];
     if (g->rerope) {
         /* Scores with the leaky rotation first, parked in S^T for the select. */
-        s_tile_dot(g, sc.KT, sc.RV, rows2, qT2, acc);
+        s_tile_dot(g, sc.KT, sc.RV, 1, rows2, qT2, acc);
         for (int kk = 0; kk < sc.KT; kk++)
             for (int i = 0; i < sc.RV; i++)
                 cg_vstore(c, acc[kk * sc.RV + i],
                           fptr(g, sT, add(g, mul(g, add(g, j0, I(g, kk)), I(g, sc.RP)), I(g, (int64_t)i * g->W))));
     }
-    s_tile_dot(g, sc.KT, sc.RV, rows, qT, acc);
+    s_tile_dot(g, sc.KT, sc.RV, sc.pack, rows, qT, acc);
     LLVMBasicBlockRef bm = cg_block(c, "masked"), bp = cg_block(c, "plain"), bj = cg_block(c, "scored");
     LLVMBuildCondBr(BLD, partial, bm, bp);
     LLVMValueRef mbm[8], mbp[8];
@@ -931,8 +1086,9 @@ static void emit_s_block(kgen *g, int narrow) {
 
 /* ---------------------------------------------------------------- PV micro-kernel */
 
-/* O^T[c][rows] = alpha * O^T[c][rows] + sum_j V[j][c] P^T[j][rows] for KC columns. */
-static void pv_tile(kgen *g, int KC, int RV, int RP, LLVMValueRef c0, LLVMValueRef vptr, LLVMValueRef vrs,
+/* O^T[c][rows] = alpha * O^T[c][rows] + sum_j V[j][c] P^T[j][rows] for KC columns.
+ * Packed: j runs over groups of `pack` keys and V is [groups][c][pack]. */
+static void pv_tile(kgen *g, int KC, int RV, int RP, int pack, LLVMValueRef c0, LLVMValueRef vptr, LLVMValueRef vrs,
                     LLVMValueRef nk, LLVMValueRef pT, LLVMValueRef oT, LLVMValueRef *al) {
     cg *c = &g->c;
     LLVMValueRef init[64];
@@ -947,9 +1103,9 @@ static void pv_tile(kgen *g, int KC, int RV, int RP, LLVMValueRef c0, LLVMValueR
     memcpy(a, J.carried, sizeof(LLVMValueRef) * (size_t)(KC * RV));
     LLVMValueRef prow = fptr(g, pT, mul(g, J.iv, I(g, RP)));
     for (int i = 0; i < RV; i++) pv[i] = cg_vload(c, fptr(g, prow, I(g, (int64_t)i * g->W)));
-    LLVMValueRef vrow = fptr(g, vptr, add(g, mul(g, J.iv, vrs), c0));
+    LLVMValueRef vrow = fptr(g, vptr, add(g, mul(g, J.iv, vrs), mul(g, c0, I(g, pack))));
     for (int cc = 0; cc < KC; cc++) {
-        LLVMValueRef bv = cg_splat(c, ldf(g, fptr(g, vrow, I(g, cc))));
+        LLVMValueRef bv = group_broadcast(g, fptr(g, vrow, I(g, (int64_t)cc * pack)), pack);
         for (int i = 0; i < RV; i++) a[cc * RV + i] = cg_fma(c, bv, pv[i], a[cc * RV + i]);
     }
     cg_loop_end(c, &J, a);
@@ -962,14 +1118,17 @@ static void pv_tile(kgen *g, int KC, int RV, int RP, LLVMValueRef c0, LLVMValueR
 
 enum { PV_V, PV_VRS, PV_NK, PV_PT, PV_OT, PV_ALPHA, PV_N };
 
-static void emit_pv(kgen *g, int narrow) {
+static void emit_pv(kgen *g, int variant) {
     cg *c = &g->c;
-    int KC = narrow ? g->tl.pv_cols_narrow : g->tl.pv_cols_wide;
-    int RV = narrow ? 1 : g->tl.s_vecs_wide;
+    int KC = variant == V_WIDE ? g->tl.pv_cols_wide : g->tl.pv_cols_narrow;
+    int RV = variant == V_WIDE ? g->tl.s_vecs_wide : 1;
     int RP = RV * g->W;
+    int pack = variant == V_PACKED ? g->pack : 1;
     LLVMTypeRef ps[PV_N] = { c->t_pf32, c->t_i64, c->t_i64, c->t_pf32, c->t_pf32, c->t_pf32 };
-    LLVMValueRef fn = cg_function(c, narrow ? "pv_narrow" : "pv_wide", c->t_void, ps, PV_N, false);
-    g->f_pv[narrow] = fn;
+    char fname[32];
+    snprintf(fname, sizeof fname, "pv_%s", VARIANT_NAME[variant]);
+    LLVMValueRef fn = cg_function(c, fname, c->t_void, ps, PV_N, false);
+    g->f_pv[variant] = fn;
     cg_fn_attr(c, fn, "noinline");
     int na[] = { PV_V, PV_PT, PV_OT, PV_ALPHA };
     for (size_t i = 0; i < sizeof na / sizeof *na; i++) cg_param_attr(c, fn, na[i], "noalias");
@@ -981,14 +1140,15 @@ static void emit_pv(kgen *g, int narrow) {
     LLVMValueRef pT = param(g, PV_PT), oT = param(g, PV_OT), arow = param(g, PV_ALPHA);
     LLVMValueRef al[8];
     for (int i = 0; i < RV; i++) al[i] = cg_vload(c, fptr(g, arow, I(g, (int64_t)i * g->W)));
+    LLVMValueRef n = pack > 1 ? cdiv(g, nk, I(g, pack)) : nk;
     int main_end = g->dv / KC * KC;
     if (main_end > 0) {
         cg_loop C;
         cg_loop_begin(c, &C, I(g, 0), I(g, main_end), I(g, KC), 0, NULL);
-        pv_tile(g, KC, RV, RP, C.iv, vptr, vrs, nk, pT, oT, al);
+        pv_tile(g, KC, RV, RP, pack, C.iv, vptr, vrs, n, pT, oT, al);
         cg_loop_end(c, &C, NULL);
     }
-    if (g->dv > main_end) pv_tile(g, g->dv - main_end, RV, RP, I(g, main_end), vptr, vrs, nk, pT, oT, al);
+    if (g->dv > main_end) pv_tile(g, g->dv - main_end, RV, RP, pack, I(g, main_end), vptr, vrs, n, pT, oT, al);
     LLVMBuildRetVoid(BLD);
 }
 
@@ -1028,11 +1188,15 @@ static void store_row_output(kgen *g, LLVMValueRef A, LLVMValueRef S, LLVMValueR
     cg_if_end(c, join);
 }
 
-static void do_panel(kgen *g, int narrow, LLVMValueRef *sargs, LLVMValueRef r0, LLVMValueRef Rv, LLVMValueRef pos0,
-                     LLVMValueRef off, LLVMValueRef k0, LLVMValueRef nk, LLVMValueRef ts, LLVMValueRef vp, LLVMValueRef vrs) {
+static void call_void(kgen *g, LLVMValueRef fn, LLVMValueRef *args, int n) {
+    LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(fn)), fn, args, (unsigned)n, "");
+}
+
+static void do_panel(kgen *g, int variant, LLVMValueRef *sargs, LLVMValueRef r0, LLVMValueRef Rv, LLVMValueRef pos0,
+                     LLVMValueRef off, LLVMValueRef k0, LLVMValueRef nk, LLVMValueRef oT, LLVMValueRef vp, LLVMValueRef vrs) {
     cg *c = &g->c;
     const ir_mask_band *band = &g->k->band;
-    int RP = narrow ? g->W : g->RPw;
+    int RP = variant == V_WIDE ? g->RPw : g->W;
     LLVMValueRef rlast = sub(g, imin(g, add(g, r0, I(g, RP)), Rv), I(g, 1));
     LLVMValueRef pa = add(g, add(g, pos0, sdiv(g, r0, I(g, g->G))), off);
     LLVMValueRef pz = add(g, add(g, pos0, sdiv(g, rlast, I(g, g->G))), off);
@@ -1043,6 +1207,8 @@ static void do_panel(kgen *g, int narrow, LLVMValueRef *sargs, LLVMValueRef r0, 
     if (hi_fin) empty = LLVMBuildOr(BLD, empty, icmp(g, LLVMIntSGT, dmin, I(g, band->band_hi)), "");
     if (lo_fin) empty = LLVMBuildOr(BLD, empty, icmp(g, LLVMIntSLT, dmax, I(g, band->band_lo)), "");
     LLVMValueRef full = icmp(g, LLVMIntEQ, nk, I(g, g->Bc));
+    /* Packed tiles overhang a block that is no multiple of their keys: always masked. */
+    if (variant == V_PACKED && g->Bc % (g->kt_pack * g->pack) != 0) full = LLVMConstInt(c->t_i1, 0, 0);
     if (g->mask) {
         if (band->has_band && band->band_exact) {
             if (lo_fin) full = LLVMBuildAnd(BLD, full, icmp(g, LLVMIntSGE, dmin, I(g, band->band_lo)), "");
@@ -1061,55 +1227,153 @@ static void do_panel(kgen *g, int narrow, LLVMValueRef *sargs, LLVMValueRef r0, 
     a[SB_ALPHA] = fptr(g, sargs[SB_ALPHA], r0);
     a[SB_R0] = r0;
     a[SB_PARTIAL] = LLVMBuildNot(BLD, full, "");
-    LLVMValueRef fs = g->f_s[narrow];
-    LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(fs)), fs, a, SB_N, "");
-    LLVMValueRef pa_args[PV_N] = { vp, vrs, nk, sargs[SB_ST], fptr(g, fptr(g, ts, I(g, g->off_oT)), r0), a[SB_ALPHA] };
-    LLVMValueRef fp = g->f_pv[narrow];
-    LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(fp)), fp, pa_args, PV_N, "");
+    call_void(g, g->f_s[variant], a, SB_N);
+    LLVMValueRef pa_args[PV_N] = { vp, vrs, nk, sargs[SB_ST], fptr(g, oT, r0), a[SB_ALPHA] };
+    call_void(g, g->f_pv[variant], pa_args, PV_N);
     cg_if_end(c, join);
 }
 
-static void call_void(kgen *g, LLVMValueRef fn, LLVMValueRef *args, int n) {
-    LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(fn)), fn, args, (unsigned)n, "");
+/* Interleaves n vectors: out holds in[0][0], in[1][0], ..., in[n-1][0], in[0][1], ...
+ * (pairwise unpack rounds; n = pack). */
+static void interleave(kgen *g, LLVMValueRef *in, int n, LLVMValueRef *out) {
+    if (n == 1) {
+        out[0] = in[0];
+        return;
+    }
+    cg *c = &g->c;
+    int W = g->W;
+    LLVMValueRef ml[64], mh[64], lo[16], hi[16];
+    for (int i = 0; i < W / 2; i++) {
+        ml[2 * i] = cg_i32(c, i); ml[2 * i + 1] = cg_i32(c, W + i);
+        mh[2 * i] = cg_i32(c, W / 2 + i); mh[2 * i + 1] = cg_i32(c, W + W / 2 + i);
+    }
+    LLVMValueRef mlo = LLVMConstVector(ml, (unsigned)W), mhi = LLVMConstVector(mh, (unsigned)W);
+    for (int i = 0; i < n / 2; i++) {
+        lo[i] = LLVMBuildShuffleVector(BLD, in[i], in[i + n / 2], mlo, "");
+        hi[i] = LLVMBuildShuffleVector(BLD, in[i], in[i + n / 2], mhi, "");
+    }
+    interleave(g, lo, n / 2, out);
+    interleave(g, hi, n / 2, out + n / 2);
 }
 
-/* void compute_item(A, PL, S, item, thread) */
+/* void pack(src, src_stride, nk, dst): rows of a staged block -> [groups][ncols][pack],
+ * as many groups as packed tiles read; rows past nk repeat the last row (finite values
+ * whose weights are 0). */
+static LLVMValueRef emit_pack(kgen *g, int ncols, const char *name) {
+    cg *c = &g->c;
+    int P = g->pack, W = g->W;
+    LLVMTypeRef ps[4] = { c->t_pf32, c->t_i64, c->t_i64, c->t_pf32 };
+    LLVMValueRef fn = cg_function(c, name, c->t_void, ps, 4, false);
+    warm_fn(g, fn);
+    begin_fn(g, fn);
+    LLVMValueRef src = param(g, 0), sst = param(g, 1), nk = param(g, 2), dst = param(g, 3);
+    LLVMValueRef ngpad = mul(g, cdiv(g, cdiv(g, nk, I(g, P)), I(g, g->kt_pack)), I(g, g->kt_pack));
+    cg_loop G;
+    cg_loop_begin(c, &G, I(g, 0), ngpad, I(g, 1), 0, NULL);
+    LLVMValueRef rp[16];
+    for (int p = 0; p < P; p++)
+        rp[p] = fptr(g, src, mul(g, imin(g, add(g, mul(g, G.iv, I(g, P)), I(g, p)), sub(g, nk, I(g, 1))), sst));
+    LLVMValueRef dg = fptr(g, dst, mul(g, G.iv, I(g, (int64_t)ncols * P)));
+    int main_end = ncols / W * W;
+    if (main_end > 0) {
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, main_end), I(g, W), 0, NULL);
+        LLVMValueRef in[16], out[16];
+        for (int p = 0; p < P; p++) in[p] = cg_vload(c, fptr(g, rp[p], D.iv));
+        interleave(g, in, P, out);
+        for (int o = 0; o < P; o++) cg_vstore(c, out[o], fptr(g, dg, add(g, mul(g, D.iv, I(g, P)), I(g, (int64_t)o * W))));
+        cg_loop_end(c, &D, NULL);
+    }
+    for (int d = main_end; d < ncols; d++)
+        for (int p = 0; p < P; p++) stf(g, ldf(g, fptr(g, rp[p], I(g, d))), fptr(g, dg, I(g, (int64_t)d * P + p)));
+    cg_loop_end(c, &G, NULL);
+    LLVMBuildRetVoid(BLD);
+    return fn;
+}
+
+/* void compute_item(A, PL, S, item, thread): one (q-block, batch, kv heads, key split). */
 static void emit_compute(kgen *g) {
     cg *c = &g->c;
     const ir_kernel *k = g->k;
     LLVMTypeRef ps[5] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_i64, c->t_i64 };
     g->f_compute = cg_function(c, "compute_item", c->t_void, ps, 5, false);
+    warm_fn(g, g->f_compute);
     begin_fn(g, g->f_compute);
     LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), item = param(g, 3), thread = param(g, 4);
     LLVMValueRef B = ld64(g, PL, PL_B), SQ = ld64(g, PL, PL_SQ), SK = ld64(g, PL, PL_SK), off = ld64(g, PL, PL_OFF);
     LLVMValueRef nq = ld64(g, PL, PL_NQ), nkb = ld64(g, PL, PL_NKB), nsplit = ld64(g, PL, PL_NSPLIT);
-    LLVMValueRef chunk = ld64(g, PL, PL_CHUNK);
-    LLVMValueRef hs = mul(g, I(g, g->HKV), nsplit);
-    LLVMValueRef per = mul(g, B, hs);
+    LLVMValueRef chunk = ld64(g, PL, PL_CHUNK), HG = ld64(g, PL, PL_HG);
+    /* item -> (q-block, heavy first; batch; group of HG kv heads; split) */
+    LLVMValueRef hs_n = mul(g, sdiv(g, I(g, g->HKV), HG), nsplit);
+    LLVMValueRef per = mul(g, B, hs_n);
     LLVMValueRef qb = sub(g, sub(g, nq, I(g, 1)), sdiv(g, item, per));
     LLVMValueRef rem = srem(g, item, per);
-    LLVMValueRef b = sdiv(g, rem, hs), rem2 = srem(g, rem, hs);
-    LLVMValueRef h = sdiv(g, rem2, nsplit), sp = srem(g, rem2, nsplit);
+    LLVMValueRef b = sdiv(g, rem, hs_n), rem2 = srem(g, rem, hs_n);
+    LLVMValueRef h_lo = mul(g, sdiv(g, rem2, nsplit), HG), sp = srem(g, rem2, nsplit);
+    LLVMValueRef h_hi = add(g, h_lo, HG);
     LLVMValueRef pos0 = mul(g, qb, I(g, g->Br));
     LLVMValueRef npos = imin(g, I(g, g->Br), sub(g, SQ, pos0));
     LLVMValueRef Rv = mul(g, npos, I(g, g->G));
+    LLVMValueRef Rused = imin(g, I(g, g->R_pad), mul(g, cdiv(g, Rv, I(g, g->RPw)), I(g, g->RPw)));
     LLVMValueRef ts = cg_bitcast_ptr(c, ws_bytes_ptr(g, A, mul(g, thread, I(g, g->T_floats * 4))), c->t_pf32);
-    LLVMValueRef qT = fptr(g, ts, I(g, g->off_qT)), oT = fptr(g, ts, I(g, g->off_oT));
-    LLVMValueRef m = fptr(g, ts, I(g, g->off_m)), l = fptr(g, ts, I(g, g->off_l));
     LLVMValueRef kst = fptr(g, ts, I(g, g->off_kst)), vst = fptr(g, ts, I(g, g->off_vst));
-
-    LLVMValueRef sq_args[8] = { A, PL, S, ts, b, h, pos0, npos };
-    call_void(g, g->f_stage_q, sq_args, 8);
+#define HEAD_STATE(hh) fptr(g, ts, add(g, I(g, g->off_heads), mul(g, sub(g, (hh), h_lo), I(g, g->head_floats))))
+    LLVMValueRef rows = cg_bitcast_ptr(c, fptr(g, ts, I(g, g->off_rows)), g->t_pi64);
     {
+        cg_loop R;
+        cg_loop_begin(c, &R, I(g, 0), I(g, g->R_pad), I(g, 1), 0, NULL);
+        cg_store(c, add(g, add(g, pos0, off), sdiv(g, R.iv, I(g, g->G))), cg_gep(c, c->t_i64, rows, R.iv), 8);
+        cg_store(c, srem(g, R.iv, I(g, g->G)), cg_gep(c, c->t_i64, rows, add(g, R.iv, I(g, g->R_pad))), 8);
+        cg_loop_end(c, &R, NULL);
+    }
+    /* Packed decode: one query position, lane = row * pack + key parity. */
+    LLVMValueRef packed = LLVMConstInt(c->t_i1, 0, 0);
+    LLVMValueRef prow = cg_gep(c, c->t_i64, rows, I(g, 2 * (int64_t)g->R_pad));
+    if (g->pack > 1) {
+        packed = icmp(g, LLVMIntEQ, npos, I(g, 1));
+        for (int lane = 0; lane < g->W; lane++) {
+            cg_store(c, add(g, pos0, off), cg_gep(c, c->t_i64, prow, I(g, lane)), 8);
+            cg_store(c, I(g, lane / g->pack), cg_gep(c, c->t_i64, prow, I(g, g->W + lane)), 8);
+            cg_store(c, I(g, lane % g->pack), cg_gep(c, c->t_i64, prow, I(g, 2 * g->W + lane)), 8);
+        }
+    }
+
+    /* Per head: Q^T staged, m = -inf, l = 0, O^T = 0 on the rows panels touch. */
+    {
+        cg_loop H;
+        cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
+        LLVMValueRef hs = HEAD_STATE(H.iv);
+        LLVMValueRef sq_args[9] = { A, PL, S, ts, hs, b, H.iv, pos0, npos };
+        call_void(g, g->f_stage_q, sq_args, 9);
+        if (g->pack > 1) {
+            /* Each row's Q^T column repeated in its `pack` lanes. */
+            LLVMBasicBlockRef jp = cg_if_begin(c, packed);
+            LLVMValueRef mask[64];
+            for (int lane = 0; lane < g->W; lane++) mask[lane] = cg_i32(c, lane / g->pack);
+            LLVMValueRef qT = fptr(g, hs, I(g, g->off_qT));
+            cg_loop D;
+            cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
+            LLVMValueRef at = fptr(g, qT, mul(g, D.iv, I(g, g->R_pad)));
+            LLVMValueRef v = cg_vload(c, at);
+            cg_vstore(c, LLVMBuildShuffleVector(BLD, v, LLVMGetUndef(c->t_vf), LLVMConstVector(mask, (unsigned)g->W), ""), at);
+            cg_loop_end(c, &D, NULL);
+            cg_if_end(c, jp);
+        }
+        LLVMValueRef m = fptr(g, hs, I(g, g->off_m)), l = fptr(g, hs, I(g, g->off_l)), oT = fptr(g, hs, I(g, g->off_oT));
         cg_loop L;
-        cg_loop_begin(c, &L, I(g, 0), I(g, g->R_pad), I(g, 1), 0, NULL);
+        cg_loop_begin(c, &L, I(g, 0), Rused, I(g, 1), 0, NULL);
         stf(g, cg_f32(c, -INFINITY), fptr(g, m, L.iv));
         stf(g, cg_f32(c, 0.0), fptr(g, l, L.iv));
         cg_loop_end(c, &L, NULL);
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
+        LLVMValueRef orow = fptr(g, oT, mul(g, D.iv, I(g, g->R_pad)));
         cg_loop Z;
-        cg_loop_begin(c, &Z, I(g, 0), I(g, (int64_t)g->dv * g->R_pad), I(g, 1), 0, NULL);
-        stf(g, cg_f32(c, 0.0), fptr(g, oT, Z.iv));
+        cg_loop_begin(c, &Z, I(g, 0), Rused, I(g, 1), 0, NULL);
+        stf(g, cg_f32(c, 0.0), fptr(g, orow, Z.iv));
         cg_loop_end(c, &Z, NULL);
+        cg_loop_end(c, &D, NULL);
+        cg_loop_end(c, &H, NULL);
     }
 
     /* Key blocks of this split, cut to the mask band of the item's q range. */
@@ -1127,58 +1391,111 @@ static void emit_compute(kgen *g) {
     }
     if (g->mask_false) kb_hi = kb_lo;
 
-    LLVMValueRef kdata = slot_data(g, A, g->abi.k);
-    int sk = g->abi.k;
-    LLVMValueRef kdirect = g->k_stage_ct ? LLVMConstInt(c->t_i1, 0, 0) : icmp(g, LLVMIntEQ, stride(g, S, sk, 3), I(g, 1));
-    LLVMValueRef vdirect = NULL, vdata = NULL;
-    int sv = g->abi.v;
-    if (!k->v_in_k) {
-        vdata = slot_data(g, A, sv);
-        vdirect = g->v_stage_ct ? LLVMConstInt(c->t_i1, 0, 0) : icmp(g, LLVMIntEQ, stride(g, S, sv, 3), I(g, 1));
-    }
-
     cg_loop KB;
     cg_loop_begin(c, &KB, kb_lo, kb_hi, I(g, 1), 0, NULL);
     LLVMValueRef k0 = mul(g, KB.iv, I(g, g->Bc));
     LLVMValueRef nk = imin(g, I(g, g->Bc), sub(g, SK, k0));
-    LLVMValueRef stage_args[8] = { A, PL, S, ts, b, h, k0, nk };
-    LLVMBasicBlockRef j1 = cg_if_begin(c, LLVMBuildNot(BLD, kdirect, ""));
-    call_void(g, g->f_stage_k, stage_args, 8);
-    cg_if_end(c, j1);
-    LLVMValueRef kdir_off = add(g, add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, k0, stride(g, S, sk, 1))),
-                                mul(g, h, stride(g, S, sk, 2)));
-    LLVMValueRef kp = sel(g, kdirect, fptr(g, cg_bitcast_ptr(c, kdata, c->t_pf32), kdir_off), kst);
-    LLVMValueRef krs = sel(g, kdirect, stride(g, S, sk, 1), I(g, g->dq));
-    LLVMValueRef vp = kp, vrs = krs;
+    cg_loop H;
+    cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
+    LLVMValueRef h = H.iv;
+    LLVMValueRef hs = HEAD_STATE(h);
+    /* K and V blocks are always staged into contiguous fp32 rows: that converts dtypes,
+     * applies RoPE, and avoids the L1 set conflicts of rows 2^n bytes apart (heads_kv x
+     * d x 4). Staging prefetches what comes next: the next kv head of this block, or the
+     * next block (rows a page apart are too far for the hardware prefetcher). */
+    LLVMValueRef last_h = icmp(g, LLVMIntEQ, add(g, h, I(g, 1)), h_hi);
+    LLVMValueRef pf_k0 = sel(g, last_h, add(g, k0, I(g, g->Bc)), k0);
+    LLVMValueRef pf_h = sel(g, last_h, h_lo, add(g, h, I(g, 1)));
+    LLVMValueRef stage_args[10] = { A, PL, S, ts, b, h, k0, nk, pf_k0, pf_h };
+    call_void(g, g->f_stage_k, stage_args, 10);
+    LLVMValueRef vp = kst, vrs = I(g, g->dq);
     if (!k->v_in_k) {
-        LLVMBasicBlockRef j2 = cg_if_begin(c, LLVMBuildNot(BLD, vdirect, ""));
-        call_void(g, g->f_stage_v, stage_args, 8);
-        cg_if_end(c, j2);
-        LLVMValueRef vdir_off = add(g, add(g, mul(g, b, stride(g, S, sv, 0)), mul(g, k0, stride(g, S, sv, 1))),
-                                    mul(g, h, stride(g, S, sv, 2)));
-        vp = sel(g, vdirect, fptr(g, cg_bitcast_ptr(c, vdata, c->t_pf32), vdir_off), vst);
-        vrs = sel(g, vdirect, stride(g, S, sv, 1), I(g, g->dv));
+        call_void(g, g->f_stage_v, stage_args, 10);
+        vp = vst;
+        vrs = I(g, g->dv);
     }
     LLVMValueRef sargs[SB_N];
     sargs[SB_A] = A; sargs[SB_PL] = PL; sargs[SB_S] = S;
-    sargs[SB_K] = kp; sargs[SB_KRS] = krs; sargs[SB_K2] = fptr(g, ts, I(g, g->off_kst2)); sargs[SB_NK] = nk;
-    sargs[SB_QT] = qT; sargs[SB_QT2] = fptr(g, ts, I(g, g->off_qT2)); sargs[SB_ST] = fptr(g, ts, I(g, g->off_sT));
-    sargs[SB_M] = m; sargs[SB_L] = l; sargs[SB_ALPHA] = fptr(g, ts, I(g, g->off_alpha));
+    sargs[SB_K] = kst; sargs[SB_KRS] = I(g, g->dq); sargs[SB_K2] = fptr(g, ts, I(g, g->off_kst2)); sargs[SB_NK] = nk;
+    sargs[SB_QT] = fptr(g, hs, I(g, g->off_qT)); sargs[SB_QT2] = fptr(g, hs, I(g, g->off_qT2));
+    sargs[SB_ST] = fptr(g, ts, I(g, g->off_sT));
+    sargs[SB_M] = fptr(g, hs, I(g, g->off_m)); sargs[SB_L] = fptr(g, hs, I(g, g->off_l));
+    sargs[SB_ALPHA] = fptr(g, hs, I(g, g->off_alpha));
     sargs[SB_B] = b; sargs[SB_H] = h; sargs[SB_POS0] = pos0; sargs[SB_R0] = I(g, 0); sargs[SB_K0] = k0;
     sargs[SB_PARTIAL] = cg_true(c);
+    sargs[SB_ROWS] = rows;
+    LLVMValueRef oT = fptr(g, hs, I(g, g->off_oT));
+    LLVMBasicBlockRef panels_done = cg_block(c, "panels_done");
+    if (g->pack > 1) {
+        /* One packed panel over the interleaved block. */
+        LLVMBasicBlockRef pk = cg_block(c, "packed"), unpk = cg_block(c, "unpacked");
+        LLVMBuildCondBr(BLD, packed, pk, unpk);
+        LLVMPositionBuilderAtEnd(BLD, pk);
+        LLVMValueRef kp = fptr(g, ts, I(g, g->off_kp)), vpk = fptr(g, ts, I(g, g->off_vp));
+        LLVMValueRef pk_args[4] = { kst, I(g, g->dq), nk, kp };
+        call_void(g, g->f_pack_k, pk_args, 4);
+        LLVMValueRef pv_args[4] = { vp, vrs, nk, vpk };
+        call_void(g, g->f_pack_v, pv_args, 4);
+        LLVMValueRef pargs[SB_N];
+        memcpy(pargs, sargs, sizeof pargs);
+        pargs[SB_K] = kp;
+        pargs[SB_ROWS] = prow;
+        do_panel(g, V_PACKED, pargs, I(g, 0), Rv, pos0, off, k0, nk, oT, vpk, I(g, (int64_t)g->dv * g->pack));
+        LLVMBuildBr(BLD, panels_done);
+        LLVMPositionBuilderAtEnd(BLD, unpk);
+    }
     /* Panels: wide ones while more than one vector of rows remains, then one narrow. */
     LLVMValueRef n_wide = sel(g, icmp(g, LLVMIntSGT, Rv, I(g, g->W)), cdiv(g, sub(g, Rv, I(g, g->W)), I(g, g->RPw)), I(g, 0));
     cg_loop PW;
     cg_loop_begin(c, &PW, I(g, 0), n_wide, I(g, 1), 0, NULL);
-    do_panel(g, 0, sargs, mul(g, PW.iv, I(g, g->RPw)), Rv, pos0, off, k0, nk, ts, vp, vrs);
+    do_panel(g, V_WIDE, sargs, mul(g, PW.iv, I(g, g->RPw)), Rv, pos0, off, k0, nk, oT, vp, vrs);
     cg_loop_end(c, &PW, NULL);
     LLVMValueRef rn = mul(g, n_wide, I(g, g->RPw));
     LLVMBasicBlockRef j3 = cg_if_begin(c, icmp(g, LLVMIntSLT, rn, Rv));
-    do_panel(g, 1, sargs, rn, Rv, pos0, off, k0, nk, ts, vp, vrs);
+    do_panel(g, V_NARROW, sargs, rn, Rv, pos0, off, k0, nk, oT, vp, vrs);
     cg_if_end(c, j3);
+    LLVMBuildBr(BLD, panels_done);
+    LLVMPositionBuilderAtEnd(BLD, panels_done);
+    cg_loop_end(c, &H, NULL);
     cg_loop_end(c, &KB, NULL);
 
-    /* Finish: normalised rows, or this split's partial state for the merge. */
+    /* Finish each head: normalised rows, or this split's partial state for the merge. */
+    cg_loop HF;
+    cg_loop_begin(c, &HF, h_lo, h_hi, I(g, 1), 0, NULL);
+    h = HF.iv;
+    hs = HEAD_STATE(h);
+    LLVMValueRef m = fptr(g, hs, I(g, g->off_m)), l = fptr(g, hs, I(g, g->off_l));
+    oT = fptr(g, hs, I(g, g->off_oT));
+    if (g->pack > 1) {
+        /* Fold the `pack` lanes of each row into the row (a log-sum-exp merge in place:
+         * row r < lane r * pack, so only lanes already folded are overwritten). */
+        LLVMBasicBlockRef jf = cg_if_begin(c, packed);
+        LLVMValueRef wbuf = fptr(g, ts, I(g, g->off_w));
+        cg_loop R;
+        cg_loop_begin(c, &R, I(g, 0), Rv, I(g, 1), 0, NULL);
+        LLVMValueRef l0 = mul(g, R.iv, I(g, g->pack));
+        LLVMValueRef M = cg_f32(c, -INFINITY);
+        for (int p = 0; p < g->pack; p++) M = cg_fmax(c, M, ldf(g, fptr(g, m, add(g, l0, I(g, p)))));
+        LLVMValueRef mu = sel(g, LLVMBuildFCmp(BLD, LLVMRealOEQ, M, cg_f32(c, -INFINITY), ""), cg_f32(c, 0.0), M);
+        LLVMValueRef L = cg_f32(c, 0.0);
+        for (int p = 0; p < g->pack; p++) {
+            LLVMValueRef w = vm_exp2_softmax(c, vfsub(g, ldf(g, fptr(g, m, add(g, l0, I(g, p)))), mu));
+            stf(g, w, fptr(g, wbuf, I(g, p)));
+            L = cg_fma(c, w, ldf(g, fptr(g, l, add(g, l0, I(g, p)))), L);
+        }
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
+        LLVMValueRef orow = fptr(g, oT, mul(g, D.iv, I(g, g->R_pad)));
+        LLVMValueRef acc = cg_f32(c, 0.0);
+        for (int p = 0; p < g->pack; p++)
+            acc = cg_fma(c, ldf(g, fptr(g, wbuf, I(g, p))), ldf(g, fptr(g, orow, add(g, l0, I(g, p)))), acc);
+        stf(g, acc, fptr(g, orow, R.iv));
+        cg_loop_end(c, &D, NULL);
+        stf(g, M, fptr(g, m, R.iv));
+        stf(g, L, fptr(g, l, R.iv));
+        cg_loop_end(c, &R, NULL);
+        cg_if_end(c, jf);
+    }
     LLVMBasicBlockRef whole = cg_block(c, "whole"), partial = cg_block(c, "partial"), done = cg_block(c, "done");
     LLVMBuildCondBr(BLD, icmp(g, LLVMIntEQ, nsplit, I(g, 1)), whole, partial);
     LLVMPositionBuilderAtEnd(BLD, whole);
@@ -1211,7 +1528,9 @@ static void emit_compute(kgen *g) {
     }
     LLVMBuildBr(BLD, done);
     LLVMPositionBuilderAtEnd(BLD, done);
+    cg_loop_end(c, &HF, NULL);
     LLVMBuildRetVoid(BLD);
+#undef HEAD_STATE
 }
 
 /* void merge_item(A, PL, S, item, thread): combines the splits of one (q-block, batch,
@@ -1220,6 +1539,7 @@ static void emit_merge(kgen *g) {
     cg *c = &g->c;
     LLVMTypeRef ps[5] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_i64, c->t_i64 };
     g->f_merge = cg_function(c, "merge_item", c->t_void, ps, 5, false);
+    cold_fn(g, g->f_merge);
     begin_fn(g, g->f_merge);
     LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), item = param(g, 3), thread = param(g, 4);
     LLVMValueRef B = ld64(g, PL, PL_B), SQ = ld64(g, PL, PL_SQ), nq = ld64(g, PL, PL_NQ), nsplit = ld64(g, PL, PL_NSPLIT);
@@ -1300,6 +1620,7 @@ static void emit_exports(kgen *g) {
     /* int64_t attnc_NAME_workspace_size(const args *) */
     cpu_symbol(g->k, "_workspace_size", name, sizeof name);
     LLVMValueRef fw = cg_function(c, name, c->t_i64, &g->t_pargs, 1, true);
+    cold_fn(g, fw);
     begin_fn(g, fw);
     LLVMBuildRet(BLD, ld64(g, plan_and_strides(g, param(g, 0), NULL), PL_WS));
 
@@ -1307,6 +1628,7 @@ static void emit_exports(kgen *g) {
     cpu_symbol(g->k, "_num_items", name, sizeof name);
     LLVMTypeRef pn[2] = { g->t_pargs, c->t_i32 };
     LLVMValueRef fn_n = cg_function(c, name, c->t_i64, pn, 2, true);
+    cold_fn(g, fn_n);
     begin_fn(g, fn_n);
     {
         LLVMValueRef PL = plan_and_strides(g, param(g, 0), NULL);
@@ -1321,6 +1643,7 @@ static void emit_exports(kgen *g) {
     cpu_symbol(g->k, "_run_items", name, sizeof name);
     LLVMTypeRef pr[5] = { g->t_pargs, c->t_i32, c->t_i64, c->t_i64, c->t_i32 };
     LLVMValueRef fr = cg_function(c, name, c->t_void, pr, 5, true);
+    cold_fn(g, fr);
     begin_fn(g, fr);
     {
         LLVMValueRef A = param(g, 0), S;
@@ -1349,6 +1672,7 @@ static void emit_exports(kgen *g) {
      * runs every phase on the calling thread. */
     cpu_symbol(g->k, "", name, sizeof name);
     LLVMValueRef fd = cg_function(c, name, c->t_i32, &g->t_pargs, 1, true);
+    cold_fn(g, fd);
     begin_fn(g, fd);
     {
         LLVMValueRef A = param(g, 0);
@@ -1487,9 +1811,13 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
     emit_stage_q(g);
     emit_stage_k(g);
     emit_stage_v(g);
-    for (int v = 0; v < 2; v++) {
+    for (int v = V_WIDE; v <= (g->pack > 1 ? V_PACKED : V_NARROW); v++) {
         emit_s_block(g, v);
         emit_pv(g, v);
+    }
+    if (g->pack > 1) {
+        g->f_pack_k = emit_pack(g, g->dq, "pack_k");
+        g->f_pack_v = emit_pack(g, g->dv, "pack_v");
     }
     emit_compute(g);
     emit_merge(g);

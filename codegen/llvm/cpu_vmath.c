@@ -46,20 +46,23 @@ LLVMValueRef vm_exp2_softmax(cg *c, LLVMValueRef t) {
     return LLVMBuildFMul(c->b, horner(c, r, EXP2_DEG5, 6), pow2_int(c, n), "");
 }
 
-/* 2^(n + r) with |r| <= 1/2 (plus a small correction term), for x already known to be
- * in range; result NaN where x is NaN, +inf above 128, 0 below -126. */
+/* 2^(n + r) with |r| <= 1/2 (plus a small correction term): result NaN where x is NaN,
+ * +inf above 128, 0 below -126 (where results would be subnormal). */
 static LLVMValueRef exp2_finish(cg *c, LLVMValueRef x, LLVMValueRef hi, LLVMValueRef lo_corr) {
-    LLVMValueRef cl_lo = fconst(c, hi, -126.0), cl_hi = fconst(c, hi, 127.0);
+    LLVMValueRef cl_lo = fconst(c, hi, -126.0), cl_hi = fconst(c, hi, 128.0);
     LLVMValueRef under = LLVMBuildFCmp(c->b, LLVMRealOLT, hi, cl_lo, "");
-    LLVMValueRef over = LLVMBuildFCmp(c->b, LLVMRealOGT, hi, fconst(c, hi, 128.0), "");
+    LLVMValueRef over = LLVMBuildFCmp(c->b, LLVMRealOGT, hi, cl_hi, "");
     LLVMValueRef h = LLVMBuildSelect(c->b, under, cl_lo, hi, "");
-    h = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGT, h, cl_hi, ""), cl_hi, h, "");
+    h = LLVMBuildSelect(c->b, over, cl_hi, h, "");
     LLVMValueRef n = round_even(c, h);
-    LLVMValueRef r = LLVMBuildFSub(c->b, hi, n, "");
+    LLVMValueRef r = LLVMBuildFSub(c->b, h, n, "");
     if (lo_corr) r = LLVMBuildFAdd(c->b, r, lo_corr, "");
-    /* hi may exceed 127 by up to 1 (n clamps at 127): r then carries the rest, and the
-     * polynomial stays accurate enough to reach FLT_MAX. */
-    LLVMValueRef y = LLVMBuildFMul(c->b, horner(c, r, EXP2_DEG6, 7), pow2_int(c, n), "");
+    /* n in [-126, 128]: 2^n as two factors 2^(n/2) 2^(n - n/2), each a normal number,
+     * so results up to FLT_MAX stay finite and exact in the scaling. */
+    LLVMValueRef n1 = cg_call_unary(c, "llvm.floor", LLVMBuildFMul(c->b, n, fconst(c, n, 0.5), ""));
+    LLVMValueRef n2 = LLVMBuildFSub(c->b, n, n1, "");
+    LLVMValueRef y = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, horner(c, r, EXP2_DEG6, 7), pow2_int(c, n1), ""),
+                                   pow2_int(c, n2), "");
     y = LLVMBuildSelect(c->b, under, fconst(c, x, 0.0), y, "");
     y = LLVMBuildSelect(c->b, over, fconst(c, x, INFINITY), y, "");
     LLVMValueRef isnan = LLVMBuildFCmp(c->b, LLVMRealUNO, x, x, "");
@@ -128,7 +131,8 @@ LLVMValueRef vm_tanh(cg *c, LLVMValueRef x) {
     t = LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealOGE, a, fconst(c, x, 9.0), ""), fconst(c, x, 1.0), t, "");
     LLVMTypeRef ty = LLVMTypeOf(x);
     LLVMValueRef args[2] = { t, x };
-    return cg_call_intrinsic(c, "llvm.copysign", &ty, 1, args, 2);
+    LLVMValueRef r = cg_call_intrinsic(c, "llvm.copysign", &ty, 1, args, 2);
+    return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, LLVMRealUNO, x, x, ""), x, r, "");
 }
 
 LLVMValueRef vm_pow(cg *c, LLVMValueRef x, LLVMValueRef y) {

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <llvm-c/Error.h>
+#include <llvm-c/ExecutionEngine.h>
 #include <llvm-c/LLJIT.h>
+#include <llvm-c/OrcEE.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -36,7 +38,9 @@ bool cpu_optimize_module(LLVMModuleRef m, const cpu_target *t, char *err, size_t
     /* The micro-kernels are unrolled by the generator; letting the unroller multiply
      * them again only grows code and compile time. */
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
-    LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", tm, opts);
+    if (getenv("NOVEC")) { LLVMPassBuilderOptionsSetLoopVectorization(opts, 0); LLVMPassBuilderOptionsSetSLPVectorization(opts, 0); }
+    const char *pl = getenv("PIPE") ? getenv("PIPE") : "default<O3>";
+    LLVMErrorRef e = LLVMRunPasses(m, pl, tm, opts);
     LLVMDisposePassBuilderOptions(opts);
     LLVMDisposeTargetMachine(tm);
     return take_error(e, "LLVM optimisation failed", err, errlen);
@@ -57,6 +61,17 @@ bool cpu_emit_object(LLVMModuleRef m, const cpu_target *t, const char *path, cha
     return !failed;
 }
 
+/* With ATTNC_PERF_JIT=1 in the environment, JIT code is reported to `perf` (perf record
+ * -k 1, then perf inject --jit) so profiles name the generated functions. */
+static LLVMOrcObjectLayerRef perf_object_layer(void *ctx, LLVMOrcExecutionSessionRef es, const char *triple) {
+    (void)ctx;
+    (void)triple;
+    LLVMOrcObjectLayerRef layer = LLVMOrcCreateRTDyldObjectLinkingLayerWithSectionMemoryManager(es);
+    LLVMJITEventListenerRef l = LLVMCreatePerfJITEventListener();
+    if (l) LLVMOrcRTDyldObjectLinkingLayerRegisterJITEventListener(layer, l);
+    return layer;
+}
+
 cpu_jit *cpu_jit_create(const cpu_target *t, LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef m,
                         char *err, size_t errlen) {
     cpu_jit *j = calloc(1, sizeof *j);
@@ -73,6 +88,8 @@ cpu_jit *cpu_jit_create(const cpu_target *t, LLVMOrcThreadSafeContextRef tsc, LL
      * with the host CPU's features, not LLVM's idea of the CPU name. */
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    const char *perf = getenv("ATTNC_PERF_JIT");
+    if (perf && *perf == '1') LLVMOrcLLJITBuilderSetObjectLinkingLayerCreator(builder, perf_object_layer, NULL);
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, builder);
     if (!take_error(e, "cannot create the LLVM JIT", err, errlen)) {
         free(j);

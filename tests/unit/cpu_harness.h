@@ -175,21 +175,22 @@ static double case_compare(const launch_case *lc, double *lse_err) {
     for (int64_t b = 0; b < B; b++)
         for (int64_t s = 0; s < S; s++)
             for (int64_t h = 0; h < H; h++) {
-                int64_t base = ((b * S + s) * H + h) * D;
                 double mx = 0, err = 0;
                 for (int64_t d = 0; d < D; d++) {
-                    double r = tensor_load(ro, base + d);
+                    int64_t idx[4] = { b, s, h, d };
+                    double r = tensor_load(ro, tensor_offset(ro, idx));
                     if (fabs(r) > mx) mx = fabs(r);
                 }
                 for (int64_t d = 0; d < D; d++) {
-                    double e = fabs(tensor_load(o, base + d) - tensor_load(ro, base + d));
+                    int64_t idx[4] = { b, s, h, d };
+                    double e = fabs(tensor_load(o, tensor_offset(o, idx)) - tensor_load(ro, tensor_offset(ro, idx)));
                     if (isnan(e)) e = INFINITY;
                     if (e > err) err = e;
                 }
                 double rel = mx > 0 ? err / mx : (err > 0 ? INFINITY : 0);
                 if (rel > worst) worst = rel;
-                int64_t li = (b * S + s) * H + h;
-                double lr = tensor_load(rl, li), lc_ = tensor_load(l, li);
+                int64_t li[4] = { b, s, h, 0 };
+                double lr = tensor_load(rl, tensor_offset(rl, li)), lc_ = tensor_load(l, tensor_offset(l, li));
                 double le;
                 if (isinf(lr) || isinf(lc_)) le = (lr == lc_) ? 0 : INFINITY;
                 else le = fabs(lr - lc_) / (fabs(lr) > 1 ? fabs(lr) : 1);

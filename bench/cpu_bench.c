@@ -1,0 +1,589 @@
+/* CPU backend benchmark. Prints JSON lines (and appends them to --out FILE):
+ *   peak_fma / read_bw   this machine's fp32 FMA peak and read bandwidth, 1..N threads,
+ *                        measured here the way /work/shared/tools/cpu-peak.c does it
+ *   compile              JIT compile time (IR generation + O3 + machine code) per kernel
+ *   prefill              GFLOP/s, FA3 convention 2*b*h_q*s_q*avg_sk*(d_qk+d_v), avg_sk the
+ *                        mean number of visible keys (causal: (s+1)/2), for attnc, an
+ *                        unfused baseline (Q K^T, softmax, P V as three loop nests) and
+ *                        ggml's CPU flash attention (when --ggml DIR names a build of ggml)
+ *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys
+ * Usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]
+ * The ggml library (libggml-base.so, libggml-cpu.so) is loaded with dlopen from DIR; it
+ * is built outside this repository from ggml's public source, never part of it. */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <immintrin.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "codegen/llvm/cpu_backend.h"
+#include "codegen/llvm/cpu_kernel.h"
+#include "codegen/llvm/cpu_runtime.h"
+#include "frontend/frontend.h"
+#include "ir/signature.h"
+#include "runtime/tensor_access.h"
+#include "runtime/threadpool.h"
+
+static FILE *g_out;
+static const char *g_note = "";
+
+static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void emit(const char *fmt, ...) {
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    printf("%s\n", line);
+    fflush(stdout);
+    if (g_out) {
+        fprintf(g_out, "%s\n", line);
+        fflush(g_out);
+    }
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* ---------------------------------------------------------------- machine peak */
+
+#if defined(__AVX512F__)
+typedef __m512 vec;
+#define LANES 16
+#define VSET1 _mm512_set1_ps
+#define VFMA _mm512_fmadd_ps
+#define VADD _mm512_add_ps
+#define VLOAD _mm512_loadu_ps
+static float vfirst(vec v) { return _mm512_reduce_add_ps(v); }
+#elif defined(__AVX2__) && defined(__FMA__)
+typedef __m256 vec;
+#define LANES 8
+#define VSET1 _mm256_set1_ps
+#define VFMA _mm256_fmadd_ps
+#define VADD _mm256_add_ps
+#define VLOAD _mm256_loadu_ps
+static float vfirst(vec v) { return _mm256_cvtss_f32(v); }
+#else
+#define NO_PEAK 1
+#endif
+
+static volatile float g_sink;
+
+#ifndef NO_PEAK
+/* Twelve independent accumulators as named variables (an array would be spilled). */
+#define ACC(i) vec a##i = VSET1((float)(i));
+#define STEP(i) a##i = VFMA(a##i, b, c);
+static void *fma_worker(void *arg) {
+    long n = *(long *)arg;
+    vec b = VSET1(1.0000001f), c = VSET1(1e-7f);
+    ACC(0) ACC(1) ACC(2) ACC(3) ACC(4) ACC(5) ACC(6) ACC(7) ACC(8) ACC(9) ACC(10) ACC(11)
+    for (long i = 0; i < n; i++) {
+        STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7) STEP(8) STEP(9) STEP(10) STEP(11)
+        __asm__ volatile("");
+    }
+    vec s = VADD(VADD(VADD(a0, a1), VADD(a2, a3)), VADD(VADD(a4, a5), VADD(a6, a7)));
+    g_sink = vfirst(VADD(s, VADD(VADD(a8, a9), VADD(a10, a11))));
+    return NULL;
+}
+
+typedef struct span { const float *p; long n; } span;
+static void *read_worker(void *arg) {
+    span *sp = arg;
+    vec s0 = VSET1(0), s1 = s0, s2 = s0, s3 = s0;
+    for (int r = 0; r < 4; r++)
+        for (long i = 0; i + 4 * LANES <= sp->n; i += 4 * LANES) {
+            s0 = VADD(s0, VLOAD(sp->p + i));
+            s1 = VADD(s1, VLOAD(sp->p + i + LANES));
+            s2 = VADD(s2, VLOAD(sp->p + i + 2 * LANES));
+            s3 = VADD(s3, VLOAD(sp->p + i + 3 * LANES));
+        }
+    g_sink = vfirst(VADD(VADD(s0, s1), VADD(s2, s3)));
+    return NULL;
+}
+#endif
+
+static double g_peak[65], g_bw[65];
+
+static void measure_machine(int max_threads, bool quick) {
+#ifdef NO_PEAK
+    (void)max_threads; (void)quick;
+    emit("{\"bench\": \"peak_fma\", \"skipped\": \"built without AVX2+FMA or AVX-512\"}");
+#else
+    long iters = quick ? 50000000 : 200000000;
+    long n = (1L << 28) / (long)sizeof(float);
+    float *buf = aligned_alloc(64, (size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) buf[i] = 1.0f;
+    for (int th = 1; th <= max_threads; th++) {
+        pthread_t t[64];
+        double best = 0;
+        for (int rep = 0; rep < 2; rep++) {
+            double t0 = now();
+            for (int i = 0; i < th; i++) pthread_create(&t[i], NULL, fma_worker, &iters);
+            for (int i = 0; i < th; i++) pthread_join(t[i], NULL);
+            double g = th * (double)iters * 12 * LANES * 2 / (now() - t0) / 1e9;
+            if (g > best) best = g;
+        }
+        g_peak[th] = best;
+        emit("{\"bench\": \"peak_fma\", \"threads\": %d, \"gflops\": %.1f, \"lanes\": %d}", th, best, LANES);
+        span sp[64];
+        best = 0;
+        for (int rep = 0; rep < 2; rep++) {
+            double t0 = now();
+            for (int i = 0; i < th; i++) {
+                sp[i].p = buf + i * (n / th);
+                sp[i].n = n / th;
+                pthread_create(&t[i], NULL, read_worker, &sp[i]);
+            }
+            for (int i = 0; i < th; i++) pthread_join(t[i], NULL);
+            double g = 4.0 * (double)(n / th * th) * sizeof(float) / (now() - t0) / 1e9;
+            if (g > best) best = g;
+        }
+        g_bw[th] = best;
+        emit("{\"bench\": \"read_bw\", \"threads\": %d, \"gbps\": %.1f}", th, best);
+    }
+    free(buf);
+#endif
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+typedef struct spec {
+    arena a;
+    diag_sink d;
+    char *src;
+    ir_module *m;
+} spec;
+
+static bool spec_compile(spec *s, const char *text) {
+    memset(s, 0, sizeof *s);
+    arena_init(&s->a);
+    s->src = strdup(text);
+    diag_init(&s->d, "<bench>", s->src, strlen(s->src));
+    s->m = frontend_compile(s->src, strlen(s->src), &s->a, &s->d);
+    bool ok = s->d.n_errors == 0 && ir_run_pipeline(s->m, &s->d, NULL, NULL);
+    if (!ok) diag_print(&s->d, stderr);
+    return ok;
+}
+
+static void spec_free(spec *s) {
+    diag_free(&s->d);
+    arena_free(&s->a);
+    free(s->src);
+}
+
+/* Contiguous launch tensors with random data (bf16 when the kernel is). */
+typedef struct bufs {
+    int n;
+    attnc_tensor t[SIG_MAX_TENSORS];
+} bufs;
+
+static uint64_t g_rng = 88172645463325252ull;
+static float frand(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((double)(g_rng >> 11) * 0x1.0p-52 * 2 - 1);
+}
+
+static void bufs_make(bufs *b, const ir_kernel *k, int64_t batch, int64_t sq, int64_t sk) {
+    sig_tensor sig[SIG_MAX_TENSORS];
+    b->n = ir_signature(k, batch, sq, sk, sig);
+    for (int i = 0; i < b->n; i++) {
+        attnc_tensor *t = &b->t[i];
+        memset(t, 0, sizeof *t);
+        t->name = sig[i].name;
+        t->dtype = sig[i].dtype;
+        t->ndim = sig[i].ndim;
+        memcpy(t->shape, sig[i].shape, sizeof t->shape);
+        int64_t n = tensor_count(t);
+        size_t es = (size_t)attnc_dtype_size(t->dtype);
+        t->data = aligned_alloc(64, ((size_t)n * es + 63) / 64 * 64);
+        if (t->dtype == ATTNC_F32) for (int64_t e = 0; e < n; e++) ((float *)t->data)[e] = frand();
+        else if (t->dtype == ATTNC_BF16) for (int64_t e = 0; e < n; e++) ((uint16_t *)t->data)[e] = attnc_double_to_bf16(frand());
+        else memset(t->data, 0, (size_t)n * es);
+    }
+}
+
+static void bufs_free(bufs *b) {
+    for (int i = 0; i < b->n; i++) free(b->t[i].data);
+}
+
+static double time_launch(cpu_compiled *ck, const ir_kernel *k, int th, int64_t batch, int64_t sq, int64_t sk, bufs *b,
+                          double budget_s) {
+    char err[512];
+    if (!cpu_launch(ck, k, th, batch, sq, sk, b->t, b->n, err, sizeof err)) {   /* warm-up: workspace, caches */
+        fprintf(stderr, "launch failed: %s\n", err);
+        return -1;
+    }
+    double best = 1e30, start = now();
+    for (int rep = 0; rep < 20; rep++) {
+        double t0 = now();
+        cpu_launch(ck, k, th, batch, sq, sk, b->t, b->n, err, sizeof err);
+        double t = now() - t0;
+        if (t < best) best = t;
+        if (rep >= 1 && now() - start > budget_s) break;
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- unfused baseline */
+
+typedef struct base_job {
+    const float *q, *k, *v;
+    float *o;
+    int h, s, d;
+    bool causal;
+    int next_head;
+    pthread_mutex_t lock;
+} base_job;
+
+/* One head: S = scale Q K^T (dot products), row softmax, O = P V; written as plain
+ * loop nests that the compiler vectorises (the unfused three-kernel structure, with S
+ * materialised in memory). */
+static void base_head(base_job *j, int hh, float *S) {
+    int s = j->s, d = j->d;
+    float scale = 1.0f / sqrtf((float)d);
+    const float *q = j->q + (size_t)hh * s * d, *k = j->k + (size_t)hh * s * d, *v = j->v + (size_t)hh * s * d;
+    float *o = j->o + (size_t)hh * s * d;
+    for (int i = 0; i < s; i++) {
+        int n = j->causal ? i + 1 : s;
+        for (int t = 0; t < n; t++) {
+            float acc = 0;
+            for (int e = 0; e < d; e++) acc += q[(size_t)i * d + e] * k[(size_t)t * d + e];
+            S[(size_t)i * s + t] = acc * scale;
+        }
+    }
+    for (int i = 0; i < s; i++) {
+        int n = j->causal ? i + 1 : s;
+        float *row = S + (size_t)i * s, m = -INFINITY, l = 0;
+        for (int t = 0; t < n; t++) m = fmaxf(m, row[t]);
+        for (int t = 0; t < n; t++) l += row[t] = expf(row[t] - m);
+        for (int t = 0; t < n; t++) row[t] /= l;
+    }
+    for (int i = 0; i < s; i++) {
+        int n = j->causal ? i + 1 : s;
+        float *out = o + (size_t)i * d;
+        for (int e = 0; e < d; e++) out[e] = 0;
+        for (int t = 0; t < n; t++) {
+            float p = S[(size_t)i * s + t];
+            for (int e = 0; e < d; e++) out[e] += p * v[(size_t)t * d + e];
+        }
+    }
+}
+
+static void *base_worker(void *arg) {
+    base_job *j = arg;
+    float *S = malloc(sizeof(float) * (size_t)j->s * j->s);
+    for (;;) {
+        pthread_mutex_lock(&j->lock);
+        int hh = j->next_head++;
+        pthread_mutex_unlock(&j->lock);
+        if (hh >= j->h) break;
+        base_head(j, hh, S);
+    }
+    free(S);
+    return NULL;
+}
+
+static double time_baseline(int h, int s, int d, bool causal, int th) {
+    size_t n = (size_t)h * s * d;
+    float *q = malloc(n * 4), *k = malloc(n * 4), *v = malloc(n * 4), *o = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) { q[i] = frand(); k[i] = frand(); v[i] = frand(); }
+    base_job j = { q, k, v, o, h, s, d, causal, 0, PTHREAD_MUTEX_INITIALIZER };
+    double t0 = now();
+    pthread_t t[64];
+    for (int i = 0; i < th; i++) pthread_create(&t[i], NULL, base_worker, &j);
+    for (int i = 0; i < th; i++) pthread_join(t[i], NULL);
+    double dt = now() - t0;
+    free(q); free(k); free(v); free(o);
+    return dt;
+}
+
+/* ---------------------------------------------------------------- ggml */
+
+typedef struct ggml_api {
+    void *base, *cpu;
+    void *(*init)(size_t mem_size, void *mem_buffer, bool no_alloc);   /* by-value struct, see below */
+    void *(*new_tensor_4d)(void *ctx, int type, int64_t, int64_t, int64_t, int64_t);
+    void *(*flash_attn_ext)(void *ctx, void *q, void *k, void *v, void *mask, float scale, float max_bias, float softcap);
+    void *(*new_graph)(void *ctx);
+    void (*build_forward_expand)(void *graph, void *tensor);
+    int (*graph_compute_with_ctx)(void *ctx, void *graph, int n_threads);
+    void *(*get_data)(void *tensor);
+    void (*free_ctx)(void *ctx);
+    void (*cpu_init)(void);
+} ggml_api;
+
+/* ggml_init takes struct ggml_init_params { size_t mem_size; void *mem_buffer; bool no_alloc; }
+ * by value; on x86-64 SysV a 24-byte struct is passed in memory, exactly like this. */
+typedef struct ggml_init_params_abi { size_t mem_size; void *mem_buffer; bool no_alloc; } ggml_init_params_abi;
+
+static bool ggml_load(ggml_api *g, const char *dir, char *why, size_t whylen) {
+    memset(g, 0, sizeof *g);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/libggml-base.so", dir);
+    g->base = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    snprintf(path, sizeof path, "%s/libggml-cpu.so", dir);
+    g->cpu = g->base ? dlopen(path, RTLD_NOW | RTLD_GLOBAL) : NULL;
+    if (!g->cpu) {
+        snprintf(why, whylen, "cannot load ggml from %s: %s", dir, dlerror());
+        return false;
+    }
+#define SYM(field, lib, name) do { *(void **)&g->field = dlsym(g->lib, name); \
+    if (!g->field) { snprintf(why, whylen, "ggml lacks %s", name); return false; } } while (0)
+    SYM(init, base, "ggml_init");
+    SYM(new_tensor_4d, base, "ggml_new_tensor_4d");
+    SYM(flash_attn_ext, base, "ggml_flash_attn_ext");
+    SYM(new_graph, base, "ggml_new_graph");
+    SYM(build_forward_expand, base, "ggml_build_forward_expand");
+    SYM(graph_compute_with_ctx, cpu, "ggml_graph_compute_with_ctx");
+    SYM(get_data, base, "ggml_get_data");
+    SYM(free_ctx, base, "ggml_free");
+    *(void **)&g->cpu_init = dlsym(g->cpu, "ggml_cpu_init");
+#undef SYM
+    if (g->cpu_init) g->cpu_init();
+    return true;
+}
+
+enum { GGML_F32 = 0, GGML_F16 = 1 };
+
+/* ggml's flash attention on f32 q/k/v (h_q = h_kv = h, one sequence), causal via an f16
+ * mask of 0 / -inf. Returns the best time of a few runs. */
+static double time_ggml(ggml_api *g, int h, int sq, int sk, int d, bool causal, int th, int kv_type) {
+    size_t kvb = kv_type == GGML_F16 ? 2 : 4;
+    size_t need = (size_t)h * sq * d * 4 * 2 + (size_t)h * sk * d * kvb * 2 + (size_t)sk * sq * 2 + ((size_t)256 << 20);
+    ggml_init_params_abi p = { need, NULL, false };
+    void *(*init)(ggml_init_params_abi) = (void *(*)(ggml_init_params_abi))(void *)g->init;
+    void *ctx = init(p);
+    if (!ctx) return -1;
+    void *q = g->new_tensor_4d(ctx, GGML_F32, d, sq, h, 1);
+    void *k = g->new_tensor_4d(ctx, kv_type, d, sk, h, 1);
+    void *v = g->new_tensor_4d(ctx, kv_type, d, sk, h, 1);
+    void *mask = causal ? g->new_tensor_4d(ctx, GGML_F16, sk, sq, 1, 1) : NULL;
+    float *qd = g->get_data(q);
+    for (size_t i = 0; i < (size_t)h * sq * d; i++) qd[i] = frand();
+    for (int which = 0; which < 2; which++) {
+        void *data = g->get_data(which ? v : k);
+        for (size_t i = 0; i < (size_t)h * sk * d; i++) {
+            if (kv_type == GGML_F16) ((uint16_t *)data)[i] = attnc_double_to_f16(frand());
+            else ((float *)data)[i] = frand();
+        }
+    }
+    if (mask) {
+        uint16_t *md = g->get_data(mask);
+        for (int i = 0; i < sq; i++)
+            for (int t = 0; t < sk; t++) md[(size_t)i * sk + t] = t <= i + (sk - sq) ? 0 : 0xFC00;
+    }
+    void *out = g->flash_attn_ext(ctx, q, k, v, mask, 1.0f / sqrtf((float)d), 0.0f, 0.0f);
+    void *graph = g->new_graph(ctx);
+    g->build_forward_expand(graph, out);
+    double best = 1e30, start = now();
+    for (int rep = 0; rep < 10; rep++) {
+        double t0 = now();
+        if (g->graph_compute_with_ctx(ctx, graph, th) != 0) { best = -1; break; }
+        double t = now() - t0;
+        if (t < best) best = t;
+        if (rep >= 1 && now() - start > 3.0) break;
+    }
+    g->free_ctx(ctx);
+    return best;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static double flops_prefill(int b, int h, int64_t sq, int64_t sk, int dqk, int dv, bool causal) {
+    /* Visible keys per query, averaged: bottom-right causal row r sees r + sk - sq + 1. */
+    double avg = causal ? (double)(sk - sq) + (sq + 1) / 2.0 : (double)sk;
+    return 2.0 * b * h * (double)sq * avg * (dqk + dv);
+}
+
+int main(int argc, char **argv) {
+    const char *ggml_dir = NULL, *out_path = NULL;
+    bool quick = false;
+    int max_threads = 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--ggml") && i + 1 < argc) ggml_dir = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
+        else if (!strcmp(argv[i], "--note") && i + 1 < argc) g_note = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) max_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick")) quick = true;
+        else {
+            fprintf(stderr, "usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]\n");
+            return 2;
+        }
+    }
+    if (max_threads < 1) max_threads = 1;
+    if (max_threads > 64) max_threads = 64;
+    if (out_path) g_out = fopen(out_path, "a");
+    char err[512];
+    cpu_target host;
+    if (!cpu_target_host(&host, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    time_t tnow = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&tnow));
+    char model[256] = "?";
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    if (ci) {
+        char line[512];
+        while (fgets(line, sizeof line, ci))
+            if (!strncmp(line, "model name", 10)) {
+                char *c = strchr(line, ':');
+                if (c) {
+                    snprintf(model, sizeof model, "%s", c + 2);
+                    model[strcspn(model, "\n")] = 0;
+                }
+                break;
+            }
+        fclose(ci);
+    }
+    cpu_tiles tl = cpu_tiles_for(&host);
+    emit("{\"bench\": \"machine\", \"date\": \"%s\", \"cpu\": \"%s\", \"llvm_cpu\": \"%s\", \"lanes\": %d, \"avx512\": %s, "
+         "\"cpus\": %d, \"s_tile\": \"%dx%d\", \"block_keys\": %d, \"rows_per_item\": %d, \"note\": \"%s\"}",
+         date, model, host.cpu, host.lanes, host.avx512 ? "true" : "false", attnc_cpu_count(), tl.s_keys_wide,
+         tl.s_vecs_wide * tl.lanes, tl.block_keys, tl.rows_target, g_note);
+
+    measure_machine(max_threads, quick);
+
+    /* JIT compile time of every example kernel. */
+    char exdir[1024];
+    snprintf(exdir, sizeof exdir, "%s/examples", ATTNC_SOURCE_DIR);
+    DIR *dd = opendir(exdir);
+    while (dd) {
+        struct dirent *e = readdir(dd);
+        if (!e) break;
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".attn")) continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", exdir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        char *text = calloc(1, 1 << 16);
+        size_t n = fread(text, 1, (1 << 16) - 1, f);
+        fclose(f);
+        text[n] = 0;
+        spec s;
+        if (spec_compile(&s, text)) {
+            for (int i = 0; i < s.m->n_kernels; i++) {
+                ir_kernel *k = s.m->kernels[i];
+                if (k->family != IR_SOFTMAX) continue;
+                double ms = 0;
+                cpu_compiled *ck = cpu_compile(k, &ms, err, sizeof err);
+                if (ck) emit("{\"bench\": \"compile\", \"kernel\": \"%s\", \"ms\": %.1f}", k->name, ms);
+                else emit("{\"bench\": \"compile\", \"kernel\": \"%s\", \"error\": \"%s\"}", k->name, err);
+                cpu_compiled_free(ck);
+            }
+        }
+        spec_free(&s);
+        free(text);
+    }
+    if (dd) closedir(dd);
+
+    ggml_api gg;
+    char why[512] = "no --ggml DIR given (build ggml's CPU library outside the repository and pass its lib directory)";
+    bool have_ggml = ggml_dir && ggml_load(&gg, ggml_dir, why, sizeof why);
+    if (!have_ggml) emit("{\"bench\": \"ggml\", \"skipped\": \"%s\"}", why);
+
+    /* Prefill: b = 1, h = 8 (MHA), f32. */
+    int dims[2] = { 64, 128 };
+    int seqs[5] = { 512, 1024, 2048, 4096, 8192 };
+    int n_seqs = quick ? 3 : 5;
+    for (int di = 0; di < 2; di++)
+        for (int causal = 1; causal >= 0; causal--) {
+            int d = dims[di], h = 8;
+            char text[256];
+            snprintf(text, sizeof text, "kernel prefill { heads q = %d, kv = %d\n dims %d\n%s }", h, h, d,
+                     causal ? " mask causal\n" : "");
+            spec s;
+            if (!spec_compile(&s, text)) return 1;
+            ir_kernel *k = s.m->kernels[0];
+            cpu_compiled *ck = cpu_compile(k, NULL, err, sizeof err);
+            if (!ck) {
+                fprintf(stderr, "%s\n", err);
+                return 1;
+            }
+            for (int si = 0; si < n_seqs; si++) {
+                int S = seqs[si];
+                bufs b;
+                bufs_make(&b, k, 1, S, S);
+                double fl = flops_prefill(1, h, S, S, d, d, causal);
+                for (int th = 1; th <= max_threads; th++) {
+                    double t = time_launch(ck, k, th, 1, S, S, &b, quick ? 1.0 : 3.0);
+                    double gf = fl / t / 1e9;
+                    emit("{\"bench\": \"prefill\", \"impl\": \"attnc\", \"d\": %d, \"heads\": %d, \"seq\": %d, \"causal\": %s, "
+                         "\"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, \"pct_peak\": %.1f}",
+                         d, h, S, causal ? "true" : "false", th, t * 1e3, gf, g_peak[th] > 0 ? 100 * gf / g_peak[th] : 0);
+                    bool target_shape = d == 128 && S == 4096 && causal;
+                    if (have_ggml && (target_shape || S <= 2048)) {
+                        double tg = time_ggml(&gg, h, S, S, d, causal, th, GGML_F32);
+                        emit("{\"bench\": \"prefill\", \"impl\": \"ggml\", \"kv\": \"f32\", \"d\": %d, \"heads\": %d, \"seq\": %d, "
+                             "\"causal\": %s, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, \"attnc_speedup\": %.2f}",
+                             d, h, S, causal ? "true" : "false", th, tg * 1e3, fl / tg / 1e9, tg / t);
+                    }
+                    if (d == 128 && causal && S <= (quick ? 1024 : 4096) && (S == 4096 || S == 1024)) {
+                        double tb = time_baseline(h, S, d, causal, th);
+                        emit("{\"bench\": \"prefill\", \"impl\": \"unfused\", \"d\": %d, \"heads\": %d, \"seq\": %d, "
+                             "\"causal\": true, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, \"attnc_speedup\": %.2f}",
+                             d, h, S, th, tb * 1e3, fl / tb / 1e9, tb / t);
+                    }
+                }
+                bufs_free(&b);
+            }
+            cpu_compiled_free(ck);
+            spec_free(&s);
+        }
+
+    /* Decode: one token against 32k keys, Llama-3-8B shapes (32 q heads, 8 kv heads, d 128). */
+    const char *dtypes[2] = { "f32", "bf16" };
+    for (int dt = 0; dt < 2; dt++) {
+        char text[256];
+        snprintf(text, sizeof text, "kernel decode { heads q = 32, kv = 8\n dims 128\n dtype %s\n mask causal\n phase decode }",
+                 dtypes[dt]);
+        spec s;
+        if (!spec_compile(&s, text)) return 1;
+        ir_kernel *k = s.m->kernels[0];
+        cpu_compiled *ck = cpu_compile(k, NULL, err, sizeof err);
+        if (!ck) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        int64_t SK = 32768;
+        bufs b;
+        bufs_make(&b, k, 1, 1, SK);
+        double bytes = 1.0 * 8 * SK * (128 + 128) * (dt ? 2 : 4);
+        for (int th = 1; th <= max_threads; th++) {
+            double t = time_launch(ck, k, th, 1, 1, SK, &b, quick ? 1.0 : 2.0);
+            double gb = bytes / t / 1e9;
+            emit("{\"bench\": \"decode\", \"impl\": \"attnc\", \"dtype\": \"%s\", \"heads_q\": 32, \"heads_kv\": 8, \"d\": 128, "
+                 "\"seq_k\": %lld, \"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f, \"pct_read_bw\": %.1f}",
+                 dtypes[dt], (long long)SK, th, t * 1e3, gb, g_bw[th] > 0 ? 100 * gb / g_bw[th] : 0);
+        }
+        bufs_free(&b);
+        cpu_compiled_free(ck);
+        spec_free(&s);
+    }
+    if (have_ggml) {
+        /* ggml decode for reference: its GQA maps heads per row; here MHA 8 heads of the
+         * same bytes (one q head per kv head), f16 and f32 K/V. */
+        for (int kvt = 0; kvt < 2; kvt++)
+            for (int th = 1; th <= max_threads; th++) {
+                double t = time_ggml(&gg, 8, 1, 32768, 128, false, th, kvt ? GGML_F16 : GGML_F32);
+                double bytes = 8.0 * 32768 * 256 * (kvt ? 2 : 4);
+                emit("{\"bench\": \"decode\", \"impl\": \"ggml\", \"kv\": \"%s\", \"heads\": 8, \"d\": 128, \"seq_k\": 32768, "
+                     "\"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f}", kvt ? "f16" : "f32", th, t * 1e3, bytes / t / 1e9);
+            }
+    }
+    if (g_out) fclose(g_out);
+    return 0;
+}

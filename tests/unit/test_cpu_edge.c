@@ -1,0 +1,316 @@
+/* The CPU backend on the cases the examples do not reach: fully masked rows, windows
+ * longer than the sequence, GQA ratios from 1 to 130, d_qk != d_v and odd dims, strided
+ * and non-contiguous views, thread counts and forced split-KV merges, the RoPE scalings
+ * and layouts, every expression operator in masks and score modifiers, input tensors,
+ * f64 and absent outputs, and launch validation (null and misaligned pointers, wrong
+ * shapes, recurrences) that must fail with a message, not a crash.
+ * Tolerances as in test_cpu_examples.c: fp32 1e-5 of the row's largest |o|. */
+#if ATTNC_HAVE_LLVM
+#include "cpu_harness.h"
+
+static int n_cases;
+
+/* Runs one case with all given thread counts (0 = cpu_run) and checks against the
+ * interpreter. The launch tensors may be adjusted by `tweak` (strides) first. */
+typedef void (*tweak_fn)(launch_case *lc);
+
+static void check_case(const char *what, ir_kernel *k, int64_t b, int64_t sq, int64_t sk, const int *threads,
+                       int n_threads, tweak_fn tweak, double tol) {
+    launch_case lc;
+    case_make(&lc, k, b, sq, sk);
+    if (tweak) tweak(&lc);
+    bool ref_ok = case_run_ref(&lc);
+    CHECK_MSG(ref_ok, "%s: interpreter failed", what);
+    cpu_compiled *ck = NULL;
+    char err[512] = "";
+    for (int t = 0; ref_ok && t < n_threads; t++) {
+        bool ok;
+        if (threads[t] == 0) {
+            ok = cpu_run(k, b, sq, sk, lc.t, lc.n, err, sizeof err);
+        } else {
+            if (!ck) ck = cpu_compile(k, NULL, err, sizeof err);
+            ok = ck && cpu_launch(ck, k, threads[t], b, sq, sk, lc.t, lc.n, err, sizeof err);
+        }
+        CHECK_MSG(ok, "%s: launch failed: %s", what, err);
+        if (!ok) break;
+        double lse_err, e = case_compare(&lc, &lse_err);
+        n_cases++;
+        CHECK_MSG(e <= tol && lse_err <= 1e-5, "%s (batch %lld, seq_q %lld, seq_k %lld, %d threads): o error %.3g, lse error %.3g",
+                  what, (long long)b, (long long)sq, (long long)sk, threads[t], e, lse_err);
+        /* Clear the outputs so the next thread count is checked on its own. */
+        memset(lc.t[lc.o].data, 0xff, (size_t)tensor_count(&lc.t[lc.o]) * (size_t)attnc_dtype_size(lc.t[lc.o].dtype));
+        memset(lc.t[lc.lse].data, 0xff, (size_t)tensor_count(&lc.t[lc.lse]) * 4);
+    }
+    cpu_compiled_free(ck);
+    case_free(&lc);
+}
+
+static const int DEFAULT_THREADS[] = { 0 };
+static const int MANY_THREADS[] = { 1, 2, 3, 8 };
+
+/* Compiles a one-kernel spec and runs the shapes. */
+static void spec_cases(const char *what, const char *spec, const int64_t (*shapes)[3], int n_shapes,
+                       const int *threads, int n_threads, tweak_fn tweak) {
+    spec_file sf;
+    bool ok = spec_load(&sf, NULL, spec);
+    CHECK_MSG(ok, "%s: spec does not compile", what);
+    if (ok) {
+        for (int i = 0; i < n_shapes; i++)
+            check_case(what, sf.m->kernels[0], shapes[i][0], shapes[i][1], shapes[i][2], threads, n_threads, tweak, 1e-5);
+    }
+    spec_free(&sf);
+}
+
+#define N(a) ((int)(sizeof(a) / sizeof *(a)))
+
+static void test_masked_rows(void) {
+    /* Nothing visible anywhere; causal rows before the first key (seq_q > seq_k); one
+     * head masked entirely; rows masked by an input. */
+    static const int64_t sh[][3] = { { 1, 5, 5 }, { 2, 40, 17 }, { 1, 1, 300 }, { 1, 130, 100 } };
+    spec_cases("nothing visible", "kernel t { heads q = 4, kv = 2\n dims 32\n mask kv_idx > q_idx + 100000 }", sh, N(sh),
+               DEFAULT_THREADS, 1, NULL);
+    spec_cases("causal, seq_q > seq_k", "kernel t { heads q = 4, kv = 2\n dims 32\n mask causal }", sh, N(sh),
+               DEFAULT_THREADS, 1, NULL);
+    spec_cases("one head masked", "kernel t { heads q = 4, kv = 1\n dims 32\n mask head != 1 && causal }", sh, N(sh),
+               DEFAULT_THREADS, 1, NULL);
+    static const int64_t sh2[][3] = { { 1, 5, 5 }, { 2, 17, 40 }, { 1, 1, 300 }, { 1, 100, 130 } };
+    spec_cases("rows masked by input", "kernel t { heads q = 2, kv = 1\n dims 16\n inputs keep[token]: i32\n"
+               " mask keep[q_idx] % 3 != 0 && causal }", sh2, N(sh2), DEFAULT_THREADS, 1, NULL);
+
+    /* A fully masked row must be exactly zero with lse = -inf, not just close. */
+    spec_file sf;
+    if (spec_load(&sf, NULL, "kernel t { heads q = 2, kv = 1\n dims 16\n mask causal }")) {
+        launch_case lc;
+        case_make(&lc, sf.m->kernels[0], 1, 30, 10);
+        char err[256];
+        CHECK(cpu_run(sf.m->kernels[0], 1, 30, 10, lc.t, lc.n, err, sizeof err));
+        const float *o = lc.t[lc.o].data, *lse = lc.t[lc.lse].data;
+        bool zero = true;
+        for (int r = 0; r < 20; r++)                  /* rows 0..19 have q_idx < 0 */
+            for (int e = 0; e < 2 * 16; e++) zero = zero && o[r * 32 + e] == 0.0f;
+        CHECK(zero);
+        CHECK(isinf(lse[0]) && lse[0] < 0 && isinf(lse[39]) && lse[39] < 0);
+        CHECK(isfinite(lse[40]));                     /* row 20 sees key 0 */
+        case_free(&lc);
+    }
+    spec_free(&sf);
+}
+
+static void test_windows(void) {
+    static const int64_t sh[][3] = { { 1, 300, 300 }, { 1, 1, 300 }, { 2, 65, 200 } };
+    spec_cases("window > seq", "kernel t { heads q = 2, kv = 1\n dims 64\n mask sliding_window(5000) }", sh, N(sh),
+               DEFAULT_THREADS, 1, NULL);
+    spec_cases("window 1", "kernel t { heads q = 2, kv = 1\n dims 64\n mask sliding_window(1) }", sh, N(sh),
+               DEFAULT_THREADS, 1, NULL);
+    spec_cases("window 50", "kernel t { heads q = 2, kv = 1\n dims 64\n mask sliding_window(50) }", sh, N(sh),
+               DEFAULT_THREADS, 1, NULL);
+    spec_cases("bidirectional band", "kernel t { heads q = 2, kv = 1\n dims 64\n mask abs(q_idx - kv_idx) <= 20 }",
+               sh, N(sh), DEFAULT_THREADS, 1, NULL);
+    spec_cases("prefix + causal", "kernel t { heads q = 2, kv = 1\n dims 64\n mask kv_idx < 100 || causal }", sh, N(sh),
+               DEFAULT_THREADS, 1, NULL);
+}
+
+static void test_shapes(void) {
+    static const int64_t sh[][3] = { { 1, 1, 1 }, { 1, 19, 19 }, { 2, 97, 130 }, { 1, 2, 700 } };
+    const char *specs[] = {
+        "kernel t { heads q = 1, kv = 1\n dims 8\n mask causal }",
+        "kernel t { heads q = 3, kv = 1\n dims qk = 40, v = 24\n mask causal }",
+        "kernel t { heads q = 6, kv = 2\n dims qk = 96, v = 64 }",
+        "kernel t { heads q = 8, kv = 1\n dims 33\n mask causal }",
+        "kernel t { heads q = 16, kv = 1\n dims 64\n mask causal }",
+        "kernel t { heads q = 48, kv = 2\n dims 16\n mask causal }",
+        "kernel t { heads q = 130, kv = 1\n dims qk = 20, v = 12\n mask causal }",
+        "kernel t { heads q = 2, kv = 2\n dims qk = 256, v = 8\n mask causal }",
+    };
+    for (int i = 0; i < N(specs); i++) spec_cases(specs[i], specs[i], sh, N(sh), DEFAULT_THREADS, 1, NULL);
+}
+
+static void test_threads_and_splits(void) {
+    /* Decode with one sequence: split-KV merges (more splits with more threads). */
+    static const int64_t sh[][3] = { { 1, 1, 5000 }, { 1, 3, 2000 }, { 2, 1, 777 }, { 1, 200, 200 } };
+    spec_cases("decode splits", "kernel t { heads q = 4, kv = 1\n dims 64\n mask causal }", sh, N(sh), MANY_THREADS,
+               N(MANY_THREADS), NULL);
+    spec_cases("decode splits, window", "kernel t { heads q = 4, kv = 2\n dims 32\n mask sliding_window(1500) }", sh,
+               N(sh), MANY_THREADS, N(MANY_THREADS), NULL);
+    spec_cases("MLA decode splits", "kernel t { heads q = 16, kv = 1\n latent rank = 64, rope = 16\n scale 0.1\n"
+               " rope interleaved, base = 10000\n mask causal\n phase decode }", sh, 2, MANY_THREADS, N(MANY_THREADS), NULL);
+}
+
+/* q as a [b, h, s, d] buffer viewed as [b, s, h, d]; k with inner stride 2 inside a
+ * twice-as-wide buffer; o with padded rows. */
+static void strided_views(launch_case *lc) {
+    for (int i = 0; i < lc->n; i++) {
+        attnc_tensor *t = &lc->t[i];
+        int64_t *s = t->shape;
+        if (!strcmp(t->name, "q")) {
+            int64_t B = s[0], S = s[1], H = s[2], D = s[3];
+            float *buf = case_alloc(lc, (size_t)(B * S * H * D) * 4);
+            t->strides[3] = 1; t->strides[1] = D; t->strides[2] = S * D; t->strides[0] = H * S * D;
+            for (int64_t e = 0; e < B * S * H * D; e++) buf[e] = (float)(2.0 * harness_urand());
+            t->data = buf;
+        } else if (!strcmp(t->name, "k") || !strcmp(t->name, "o")) {
+            int64_t B = s[0], S = s[1], H = s[2], D = s[3];
+            int64_t inner = !strcmp(t->name, "k") ? 2 : 1, row = D * inner + 3;
+            float *buf = case_alloc(lc, (size_t)(B * S * H * row) * 4);
+            t->strides[3] = inner; t->strides[2] = row; t->strides[1] = H * row; t->strides[0] = S * H * row;
+            for (int64_t e = 0; e < B * S * H * row; e++) buf[e] = (float)harness_urand();
+            t->data = buf;
+        } else if (!strcmp(t->name, "lse")) {
+            int64_t B = s[0], S = s[1], H = s[2];
+            float *buf = case_alloc(lc, (size_t)(B * S * H * 2) * 4);
+            t->strides[2] = 2; t->strides[1] = 2 * H; t->strides[0] = 2 * H * S;
+            t->data = buf;
+        } else {
+            continue;
+        }
+        /* The interpreter reads the same views. */
+        if (lc->ref[i].dtype != ATTNC_F64) lc->ref[i] = *t;
+    }
+}
+
+static void test_strides(void) {
+    static const int64_t sh[][3] = { { 2, 17, 33 }, { 1, 1, 300 }, { 1, 100, 100 } };
+    spec_cases("strided views", "kernel t { heads q = 4, kv = 2\n dims qk = 24, v = 16\n mask causal }", sh, N(sh),
+               DEFAULT_THREADS, 1, strided_views);
+    spec_cases("strided views, rope", "kernel t { heads q = 4, kv = 2\n dims 24\n rope half, dims = [4, 20)\n mask causal }",
+               sh, N(sh), DEFAULT_THREADS, 1, strided_views);
+}
+
+static void test_rope(void) {
+    static const int64_t sh[][3] = { { 1, 17, 17 }, { 2, 33, 200 }, { 1, 1, 300 } };
+    const char *specs[] = {
+        "kernel t { heads q = 4, kv = 2\n dims 32\n rope half, scaling = linear(factor = 2)\n mask causal }",
+        "kernel t { heads q = 4, kv = 2\n dims 32\n rope interleaved, scaling = ntk(factor = 4)\n mask causal }",
+        "kernel t { heads q = 4, kv = 2\n dims 32\n rope half, scaling = dynamic_ntk(factor = 4, original = 64)\n mask causal }",
+        "kernel t { heads q = 4, kv = 2\n dims 32\n rope interleaved, dims = [8, 24), positions\n mask causal }",
+        "kernel t { heads q = 4, kv = 2\n dims 48\n rope half, sections = [4, 8, 12]\n mask causal }",
+        "kernel t { heads q = 2, kv = 1\n dims 32\n rope half, positions, rerope(window = 7)\n mask causal }",
+        "kernel t { heads q = 2, kv = 1\n dims 32\n rope interleaved, rerope(window = 20, leak = 4)\n mask causal }",
+        "kernel t { heads q = 2, kv = 1\n dims 32\n rope half, scaling = yarn(factor = 8, original = 32)\n mask causal }",
+    };
+    for (int i = 0; i < N(specs); i++) spec_cases(specs[i], specs[i], sh, N(sh), DEFAULT_THREADS, 1, NULL);
+}
+
+static void test_expressions(void) {
+    static const int64_t sh[][3] = { { 1, 21, 21 }, { 2, 70, 150 }, { 1, 1, 200 } };
+    const char *specs[] = {
+        "kernel t { heads q = 4, kv = 2\n dims 16\n"
+        " score score * 0.5 + log(1 + abs(score)) - sqrt(abs(score)) + floor(score * 3) / 3\n mask causal }",
+        "kernel t { heads q = 4, kv = 2\n dims 16\n score sigmoid(score) * 2 + softplus(score) - relu(score) + elu(score)\n }",
+        "kernel t { heads q = 4, kv = 2\n dims 16\n score exp(score / 4) + tanh(score * 3) + min(score, 1) + max(score, -1) }",
+        "kernel t { heads q = 4, kv = 2\n dims 16\n score score + (q_idx - kv_idx) // 3 * 0.01 + ((kv_idx - 7) % 5) * 0.1\n"
+        " mask (q_idx - kv_idx) % 4 != 1 && kv_idx <= q_idx }",
+        "kernel t { heads q = 4, kv = 2\n dims 16\n score select(kv_idx % 2 == 0, score, -score) + 2 ^ (head * 0.5) - 1.5 ^ 2\n"
+        " mask !(kv_idx > q_idx) || head == 3 }",
+        "kernel t { heads q = 4, kv = 2\n dims 16\n inputs bias[head], doc[token]: i32, w[token, head]\n"
+        " score score + bias[head] + w[kv_idx, head] * 0.5\n mask doc[q_idx] == doc[kv_idx] && causal }",
+        "kernel t { heads q = 4, kv = 2\n dims 16\n score softcap(score, 2) + seq_k * 0.001 - seq_q * 0.002 + batch * 0.3\n"
+        " mask kv_idx >= seq_k - 50 || causal }",
+        "kernel t { heads q = 4, kv = 2\n dims 16\n score score + alibi_slope(head) * (kv_idx - q_idx)\n mask causal }",
+    };
+    for (int i = 0; i < N(specs); i++) spec_cases(specs[i], specs[i], sh, N(sh), DEFAULT_THREADS, 1, NULL);
+}
+
+static void test_dtypes_and_outputs(void) {
+    static const int64_t sh[][3] = { { 1, 9, 9 }, { 1, 70, 150 } };
+    spec_file sf;
+    if (spec_load(&sf, NULL, "kernel t { heads q = 4, kv = 2\n dims 32\n dtype bf16\n mask causal }\n"
+                             "kernel u { heads q = 4, kv = 2\n dims 32\n dtype f16\n mask causal }")) {
+        for (int i = 0; i < 2; i++)
+            for (int s = 0; s < N(sh); s++)
+                check_case(i ? "f16" : "bf16", sf.m->kernels[i], sh[s][0], sh[s][1], sh[s][2], DEFAULT_THREADS, 1, NULL, 2e-2);
+    }
+    spec_free(&sf);
+
+    if (spec_load(&sf, NULL, "kernel t { heads q = 2, kv = 1\n dims 16\n mask causal }")) {
+        ir_kernel *k = sf.m->kernels[0];
+        char err[512];
+        /* f64 outputs (as the interpreter takes them) give the same values; lse may be
+         * left out or have no data. */
+        launch_case lc;
+        case_make(&lc, k, 1, 20, 20);
+        CHECK(case_run_ref(&lc));
+        attnc_tensor t[SIG_MAX_TENSORS];
+        memcpy(t, lc.t, sizeof t);
+        t[lc.o] = lc.ref[lc.o];
+        t[lc.o].data = case_alloc(&lc, (size_t)tensor_count(&t[lc.o]) * 8);
+        t[lc.lse] = lc.ref[lc.lse];
+        t[lc.lse].data = case_alloc(&lc, (size_t)tensor_count(&t[lc.lse]) * 8);
+        CHECK(cpu_run(k, 1, 20, 20, t, lc.n, err, sizeof err));
+        double worst = 0;
+        for (int64_t e = 0; e < tensor_count(&t[lc.o]); e++) {
+            double d = fabs(((double *)t[lc.o].data)[e] - ((double *)lc.ref[lc.o].data)[e]);
+            if (d > worst) worst = d;
+        }
+        CHECK_MSG(worst < 1e-5, "f64 output view differs by %g", worst);
+        CHECK(cpu_run(k, 1, 20, 20, lc.t, lc.n - 1, err, sizeof err));   /* no lse */
+        double lse_err;
+        CHECK(case_compare(&lc, &lse_err) < 1e-5);
+        case_free(&lc);
+    }
+    spec_free(&sf);
+}
+
+static void test_validation(void) {
+    spec_file sf;
+    if (!spec_load(&sf, NULL, "kernel t { heads q = 2, kv = 1\n dims 16\n dtype bf16\n mask causal }")) return;
+    ir_kernel *k = sf.m->kernels[0];
+    char err[512];
+    launch_case lc;
+    case_make(&lc, k, 1, 8, 8);
+    void *saved = lc.t[0].data;
+    lc.t[0].data = NULL;
+    err[0] = 0;
+    CHECK(!cpu_run(k, 1, 8, 8, lc.t, lc.n, err, sizeof err));
+    CHECK_MSG(strstr(err, "'q'") && (strstr(err, "NULL") || strstr(err, "null")), "message: %s", err);
+    lc.t[0].data = (char *)saved + 1;               /* bf16 elements need 2-byte alignment */
+    CHECK(!cpu_run(k, 1, 8, 8, lc.t, lc.n, err, sizeof err));
+    CHECK_MSG(strstr(err, "aligned"), "message: %s", err);
+    lc.t[0].data = saved;
+    lc.t[1].shape[3] = 15;
+    CHECK(!cpu_run(k, 1, 8, 8, lc.t, lc.n, err, sizeof err));
+    CHECK_MSG(strstr(err, "'k'"), "message: %s", err);
+    lc.t[1].shape[3] = 16;
+    CHECK(!cpu_run(k, -1, 8, 8, lc.t, lc.n, err, sizeof err));
+    CHECK(cpu_run(k, 1, 8, 8, lc.t, lc.n, err, sizeof err));
+    /* Zero lengths are valid: nothing to compute (seq_k = 0: every row masked). */
+    launch_case z;
+    case_make(&z, k, 1, 3, 0);
+    CHECK(cpu_run(k, 1, 3, 0, z.t, z.n, err, sizeof err));
+    CHECK(isinf(((float *)z.t[z.lse].data)[0]));
+    case_free(&z);
+    case_make(&z, k, 0, 3, 3);
+    CHECK(cpu_run(k, 0, 3, 3, z.t, z.n, err, sizeof err));
+    case_free(&z);
+    case_free(&lc);
+    spec_free(&sf);
+
+    if (spec_load(&sf, NULL, "kernel r : recurrence { heads 2\n dims k = 8, v = 8 }")) {
+        case_make(&lc, sf.m->kernels[0], 1, 4, 4);
+        CHECK(!cpu_run(sf.m->kernels[0], 1, 4, 4, lc.t, lc.n, err, sizeof err));
+        CHECK_MSG(strstr(err, "recurrences are not yet supported on the cpu target"), "message: %s", err);
+        case_free(&lc);
+    }
+    spec_free(&sf);
+}
+
+int main(void) {
+    test_masked_rows();
+    test_windows();
+    test_shapes();
+    test_threads_and_splits();
+    test_strides();
+    test_rope();
+    test_expressions();
+    test_dtypes_and_outputs();
+    test_validation();
+    printf("%d cases\n", n_cases);
+    return check_status("test_cpu_edge");
+}
+#else
+#include <stdio.h>
+int main(void) {
+    printf("test_cpu_edge: not applicable, attnc was built without LLVM (ATTNC_LLVM=OFF)\n");
+    return 0;
+}
+#endif
