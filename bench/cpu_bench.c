@@ -8,6 +8,7 @@
  *                        ggml's CPU flash attention (when --ggml DIR names a build of ggml)
  *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys
  * Usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]
+ *                  [--only compile|prefill|decode]  (the machine rows always run)
  * The ggml library (libggml-base.so, libggml-cpu.so) is loaded with dlopen from DIR; it
  * is built outside this repository from ggml's public source, never part of it. */
 #include <dirent.h>
@@ -407,7 +408,7 @@ static double flops_prefill(int b, int h, int64_t sq, int64_t sk, int dqk, int d
 }
 
 int main(int argc, char **argv) {
-    const char *ggml_dir = NULL, *out_path = NULL;
+    const char *ggml_dir = NULL, *out_path = NULL, *only = NULL;
     bool quick = false;
     int max_threads = 2;
     for (int i = 1; i < argc; i++) {
@@ -416,8 +417,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--note") && i + 1 < argc) g_note = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) max_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]\n");
+            fprintf(stderr, "usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT] "
+                            "[--only compile|prefill|decode]\n");
             return 2;
         }
     }
@@ -459,7 +462,7 @@ int main(int argc, char **argv) {
     /* JIT compile time of every example kernel. */
     char exdir[1024];
     snprintf(exdir, sizeof exdir, "%s/examples", ATTNC_SOURCE_DIR);
-    DIR *dd = opendir(exdir);
+    DIR *dd = only && strcmp(only, "compile") ? NULL : opendir(exdir);
     while (dd) {
         struct dirent *e = readdir(dd);
         if (!e) break;
@@ -498,7 +501,7 @@ int main(int argc, char **argv) {
     /* Prefill: b = 1, h = 8 (MHA), f32. */
     int dims[2] = { 64, 128 };
     int seqs[5] = { 512, 1024, 2048, 4096, 8192 };
-    int n_seqs = quick ? 3 : 5;
+    int n_seqs = only && strcmp(only, "prefill") ? 0 : quick ? 3 : 5;
     for (int di = 0; di < 2; di++)
         for (int causal = 1; causal >= 0; causal--) {
             int d = dims[di], h = 8;
@@ -546,7 +549,8 @@ int main(int argc, char **argv) {
 
     /* Decode: one token against 32k keys, Llama-3-8B shapes (32 q heads, 8 kv heads, d 128). */
     const char *dtypes[2] = { "f32", "bf16" };
-    for (int dt = 0; dt < 2; dt++) {
+    bool decode = !only || !strcmp(only, "decode");
+    for (int dt = 0; decode && dt < 2; dt++) {
         char text[256];
         snprintf(text, sizeof text, "kernel decode { heads q = 32, kv = 8\n dims 128\n dtype %s\n mask causal\n phase decode }",
                  dtypes[dt]);
@@ -573,7 +577,7 @@ int main(int argc, char **argv) {
         cpu_compiled_free(ck);
         spec_free(&s);
     }
-    if (have_ggml) {
+    if (have_ggml && decode) {
         /* ggml decode for reference: its GQA maps heads per row; here MHA 8 heads of the
          * same bytes (one q head per kv head), f16 and f32 K/V. */
         for (int kvt = 0; kvt < 2; kvt++)

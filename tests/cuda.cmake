@@ -6,6 +6,11 @@ if(TARGET test_cuda_sim)
   target_compile_definitions(test_cuda_sim PRIVATE ATTNC_C_COMPILER="${CMAKE_C_COMPILER}")
   set_tests_properties(unit.test_cuda_sim PROPERTIES LABELS "cuda;sim" TIMEOUT 900)
 endif()
+if(TARGET test_cuda_recur)
+  # recurrence kernels (chunkwise, step, hand-off) in the simulator: lengths up to 1000
+  target_compile_definitions(test_cuda_recur PRIVATE ATTNC_C_COMPILER="${CMAKE_C_COMPILER}")
+  set_tests_properties(unit.test_cuda_recur PROPERTIES LABELS "cuda;sim" TIMEOUT 1200)
+endif()
 if(TARGET test_cuda_nvrtc)
   # CI has the CUDA toolkit but no GPU: NVRTC must work; a missing libnvrtc fails loudly.
   set_tests_properties(unit.test_cuda_nvrtc PROPERTIES LABELS "cuda;nvrtc" TIMEOUT 1800)

@@ -37,6 +37,8 @@ void cuda_args_emit_struct(FILE *out, const ir_kernel *k) {
             "    i64 q_st[4], k_st[4], v_st[4], o_st[4];\n"
             "    i64 lse_st[4], pos_st[4], sin_st[4], sout_st[4];\n"
             "    i64 batch, seq_q, seq_k, n_splits;\n"
+            "    u64 norm_in, norm_out;\n"
+            "    i64 nin_st[4], nout_st[4];\n"
             "    u64 in_ptr[%d];\n"
             "    i64 in_st[%d][4];\n"
             "    double rope_freq[%d];\n"

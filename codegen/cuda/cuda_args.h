@@ -13,6 +13,8 @@ typedef struct cuda_args_fixed {
     int64_t q_st[4], k_st[4], v_st[4], o_st[4];                           /* element strides */
     int64_t lse_st[4], pos_st[4], sin_st[4], sout_st[4];
     int64_t batch, seq_q, seq_k, n_splits;
+    uint64_t norm_in, norm_out;                                           /* normalised recurrences: z [b, heads, d_qk] f32 */
+    int64_t nin_st[4], nout_st[4];
 } cuda_args_fixed;
 
 /* Declared inputs and RoPE frequencies follow the fixed part:

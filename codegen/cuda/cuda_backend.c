@@ -52,8 +52,13 @@ static void write_header(FILE *h, const ir_kernel *k, const cuda_compiled *c, co
         fprintf(h, "#define ATTNC_%s_ROWS_PER_CTA %d\n#define ATTNC_%s_PACK %d\n", up, p->br, up, p->pack);
     } else if (p->kind == CUDA_KIND_SIMT) {
         fprintf(h, "/* grid: x = ceil(seq_q / %d), y = n_splits, z = batch * %d */\n", p->rows_per_cta, k->heads_q);
+    } else if (p->recur_form == CUDA_RECUR_STEP) {
+        fprintf(h, "/* grid: x = 1, y = 1, z = batch * %d; state_out may be state_in (in place) */\n", k->heads_q);
     } else {
-        fprintf(h, "/* grid: x = 1, y = 1, z = batch * %d */\n", k->heads_q);
+        fprintf(h, "#define ATTNC_%s_STEP \"%s\"  /* seq <= 1: grid x = 1, z = batch * %d, %d threads, %d bytes smem */\n",
+                up, p->step_name, k->heads_q, p->step_threads, p->step_smem);
+        fprintf(h, "/* grid: x = %d, y = 1, z = batch * %d; state_out may be state_in (in place) */\n",
+                (p->dv + p->rdvc - 1) / p->rdvc, k->heads_q);
     }
     fprintf(h, "/* n_splits > 1 needs f32 workspaces ws_o [n_splits][batch][heads_q][seq_q][d_v] and\n"
                "   ws_lse [n_splits][batch][heads_q][seq_q], then the merge kernel on grid x = ceil(batch*heads_q*seq_q/4), 128 threads */\n");
@@ -63,6 +68,8 @@ static void write_header(FILE *h, const ir_kernel *k, const cuda_compiled *c, co
                "    int64_t q_st[4], k_st[4], v_st[4], o_st[4];\n"
                "    int64_t lse_st[4], pos_st[4], sin_st[4], sout_st[4];\n"
                "    int64_t batch, seq_q, seq_k, n_splits;\n"
+               "    uint64_t norm_in, norm_out;   /* normalised recurrences: z in and out */\n"
+               "    int64_t nin_st[4], nout_st[4];\n"
                "    uint64_t in_ptr[%d];\n"
                "    int64_t in_st[%d][4];\n"
                "    double rope_freq[%d];   /* read only with dynamic NTK: ir_rope_inv_freq_at(seq_k) */\n"

@@ -608,6 +608,8 @@ bool cuda_emit_kernel_source(const ir_kernel *k, const cuda_plan *p, bool sim, F
         E("ATTNC_SIM_EXPORT void attnc_sim_fwd(const void *args) { %s(*(const attnc_args *)args); }\n", p->fwd_name);
         if (p->splitkv && p->kind != CUDA_KIND_RECUR)
             E("ATTNC_SIM_EXPORT void attnc_sim_merge(const void *args) { %s(*(const attnc_args *)args); }\n", p->merge_name);
+        if (p->kind == CUDA_KIND_RECUR && strcmp(p->step_name, p->fwd_name) != 0)
+            E("ATTNC_SIM_EXPORT void attnc_sim_step(const void *args) { %s(*(const attnc_args *)args); }\n", p->step_name);
         E("ATTNC_SIM_EXPORT unsigned long attnc_sim_args_size(void) { return sizeof(attnc_args); }\n");
         if (p->kind != CUDA_KIND_RECUR)
             E("ATTNC_SIM_EXPORT int attnc_sim_mask_class(const i64 *r) { return attnc_mask_class(r[0], r[1], r[2], r[3], "

@@ -79,6 +79,9 @@ bool cuda_validate_args(const ir_kernel *k, const cuda_plan *p, const cuda_args_
     if (!a->q || !a->k || (!k->v_in_k && k->family == IR_SOFTMAX && !a->v))
         return fail(err, errlen, "tensor '%s' is missing (null device pointer)", !a->q ? "q" : !a->k ? "k" : "v");
     if (a->lse % 4) return fail(err, errlen, "tensor 'lse': device pointer not 4-byte aligned");
+    if (a->state_in % 4 || a->state_out % 4 || a->norm_in % 4 || a->norm_out % 4)
+        return fail(err, errlen, "tensor '%s': device pointer not 4-byte aligned (f32 state)",
+                    a->state_in % 4 ? "state_in" : a->state_out % 4 ? "state_out" : a->norm_in % 4 ? "norm_in" : "norm_out");
     if (a->n_splits > 1 && (!a->ws_o || !a->ws_lse)) return fail(err, errlen, "split-KV launch without its workspace");
     if (k->rope.layout != IR_ROPE_NONE && k->rope.explicit_positions && !a->pos)
         return fail(err, errlen, "tensor 'positions' is missing (null device pointer)");
@@ -179,7 +182,8 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
         cuda_driver_fail(&drv, rc, "cuModuleLoadData", err, errlen);
         goto out;
     }
-    if ((rc = drv.module_get_function(&fwd, module, p->fwd_name))) {
+    /* recurrences: seq <= 1 (or the step form) launches the step kernel */
+    if ((rc = drv.module_get_function(&fwd, module, cuda_plan_entry(p, seq_q)))) {
         cuda_driver_fail(&drv, rc, "cuModuleGetFunction", err, errlen);
         goto out;
     }
@@ -193,16 +197,17 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
              drv.name, drv.smem_optin);
         goto out;
     }
-    if (p->smem_bytes > 48 * 1024 &&
-        (rc = drv.func_set_attribute(fwd, CUDRV_FUNC_ATTR_MAX_DYNAMIC_SHARED, p->smem_bytes))) {
+    cuda_grid g = cuda_plan_fwd_grid(p, k, batch, seq_q, 1);   /* the entry's block size and smem */
+    if (g.smem > 48 * 1024 &&
+        (rc = drv.func_set_attribute(fwd, CUDRV_FUNC_ATTR_MAX_DYNAMIC_SHARED, (int)g.smem))) {
         cuda_driver_fail(&drv, rc, "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", err, errlen);
         goto out;
     }
     int regs = 0;
     drv.func_get_attribute(&regs, CUDRV_FUNC_ATTR_NUM_REGS, fwd);
-    if (regs * p->threads > 65536) {
-        fail(err, errlen, "kernel '%s' uses %d registers x %d threads, more than a multiprocessor holds", k->name, regs,
-             p->threads);
+    if (regs * (int)g.threads > 65536) {
+        fail(err, errlen, "kernel '%s' uses %d registers x %u threads, more than a multiprocessor holds", k->name, regs,
+             g.threads);
         goto out;
     }
 
@@ -213,9 +218,32 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
     uint64_t in_ptr[8] = {0};
     int64_t in_st[8][4];
     memset(in_st, 0, sizeof in_st);
+    int alias[SIG_MAX_TENSORS];   /* recurrences in place: state_out (norm_out) -> state_in's (norm_in's) buffer */
+    for (int i = 0; i < ns; i++) alias[i] = -1;
+    for (int i = 0; i < ns; i++) {
+        const char *src = !strcmp(sig[i].name, "state_out") ? "state_in" : !strcmp(sig[i].name, "norm_out") ? "norm_in" : NULL;
+        const attnc_tensor *o = src ? sig_find(tensors, n_tensors, sig[i].name) : NULL;
+        for (int j = 0; o && j < ns; j++) {
+            const attnc_tensor *in = sig_find(tensors, n_tensors, sig[j].name);
+            int64_t so[ATTNC_MAX_DIMS], si[ATTNC_MAX_DIMS];
+            if (!in || strcmp(sig[j].name, src) != 0 || in->data != o->data || in->dtype != o->dtype) continue;
+            tensor_strides(o, so);
+            tensor_strides(in, si);
+            if (!memcmp(so, si, sizeof so)) alias[i] = j;
+        }
+    }
     for (int i = 0; i < ns; i++) {
         const attnc_tensor *t = sig_find(tensors, n_tensors, sig[i].name);
         if (!t) continue;   /* optional and absent */
+        if (alias[i] >= 0) {
+            /* the kernel updates the state in place (each element is read before it is written,
+               by the thread that writes it); the download below then reads the shared buffer */
+            int64_t st[4];
+            contiguous_strides(&sig[i], st);
+            if (!strcmp(sig[i].name, "state_out")) a.state_out = bufs[alias[i]].ptr, memcpy(a.sout_st, st, sizeof st);
+            else a.norm_out = bufs[alias[i]].ptr, memcpy(a.nout_st, st, sizeof st);
+            continue;
+        }
         int64_t n = tensor_count(t);
         /* the device holds the kernel's dtype (the signature's), whatever the view's */
         size_t bytes = (size_t)(n > 0 ? n : 0) * (size_t)attnc_dtype_size(sig[i].dtype);
@@ -251,6 +279,8 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
         else if (!strcmp(nm, "positions")) a.pos = d, memcpy(a.pos_st, st, sizeof st);
         else if (!strcmp(nm, "state_in")) a.state_in = d, memcpy(a.sin_st, st, sizeof st);
         else if (!strcmp(nm, "state_out")) a.state_out = d, memcpy(a.sout_st, st, sizeof st);
+        else if (!strcmp(nm, "norm_in")) a.norm_in = d, memcpy(a.nin_st, st, sizeof st);
+        else if (!strcmp(nm, "norm_out")) a.norm_out = d, memcpy(a.nout_st, st, sizeof st);
         else
             for (int j = 0; j < k->n_inputs && j < 8; j++)
                 if (!strcmp(nm, k->inputs[j].name)) in_ptr[j] = d, memcpy(in_st[j], st, sizeof st);
@@ -284,7 +314,7 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
     cuda_args_pack(k, &a, in_ptr, (const int64_t(*)[4])in_st, freq, blob);
 
     double t1 = now_ms();
-    cuda_grid g = cuda_plan_fwd_grid(p, k, batch, seq_q, splits);
+    g = cuda_plan_fwd_grid(p, k, batch, seq_q, splits);
     void *params[1] = {blob};
     if (g.gx && g.gy && g.gz) {
         if ((rc = drv.launch_kernel(fwd, g.gx, g.gy, g.gz, g.threads, 1, 1, g.smem, NULL, params, NULL))) {
@@ -310,11 +340,12 @@ bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64
 
     for (int i = 0; i < ns; i++) {
         attnc_tensor *t = (attnc_tensor *)sig_find(tensors, n_tensors, sig[i].name);
-        if (!t || sig[i].role != SIG_OUT || !bufs[i].bytes) continue;
+        const dev_buf *b = &bufs[alias[i] >= 0 ? alias[i] : i];
+        if (!t || sig[i].role != SIG_OUT || !b->bytes) continue;
         free(host_tmp);
-        host_tmp = malloc(bufs[i].bytes);
+        host_tmp = malloc(b->bytes);
         if (!host_tmp) { fail(err, errlen, "out of host memory"); goto out; }
-        if ((rc = drv.memcpy_dtoh(host_tmp, bufs[i].ptr, bufs[i].bytes))) {
+        if ((rc = drv.memcpy_dtoh(host_tmp, b->ptr, b->bytes))) {
             cuda_driver_fail(&drv, rc, "cuMemcpyDtoH", err, errlen);
             goto out;
         }

@@ -93,7 +93,222 @@ static bool plan_mma(const ir_kernel *k, cuda_plan *p, char *err, size_t errlen)
     return true;
 }
 
+/* ---------------------------------------------------------------- recurrences */
+
+static int align128(int x) { return (x + 127) & ~127; }
+
+/* Step kernel: lanes take v columns (ncol groups of 32 per lane), warps split d_k; at most
+   64 state registers per thread, so wide states get more warps (up to 8). Shared memory:
+   two token buffers (q, k, per-key decay, v, v scale, per-warp partial outputs, q.z terms,
+   scalar decay), double-buffered so a token needs two barriers. */
+static void plan_recur_step(cuda_plan *p) {
+    int ncol = (p->dv + 31) / 32;
+    int warps = (p->dqk * ncol + 63) / 64;
+    warps = warps < 4 ? 4 : warps > 8 ? 8 : warps;
+    p->step_ncol = ncol;
+    p->step_warps = warps;
+    p->step_rpw = (p->dqk + warps - 1) / warps;
+    p->step_threads = 32 * warps;
+    int buf = 4 * (4 * p->dqk + 2 * 32 * ncol + warps * 32 * ncol + 4);
+    p->step_smem = 2 * ((buf + 15) & ~15);
+}
+
+/* Shared-memory map of the chunk forms; returns the total. */
+static int recur_chunk_layout(cuda_plan *p) {
+    bool mma = p->recur_form == CUDA_RECUR_CHUNK_MMA;
+    int d = p->rd, dvc = p->rdvc, rb = p->rb, at = 0;
+    p->rsm_s = at, at += align128(4 * d * dvc);                          /* f32 state (master) */
+    p->rsm_s16 = at, at += mma ? align128(2 * d * dvc) : 0;              /* bf16 copy: B operand of Q S */
+    p->rsm_z = at, at += p->r_norm ? align128(4 * d) : 0;             /* normaliser z */
+    p->rsm_q = at, at += align128(mma ? 2 * rb * d : 4 * rb * (d + 1));  /* phi(q) of the row block */
+    p->rsm_k = at, at += align128(mma ? 2 * rb * d : 4 * rb * (d + 1));  /* phi(k) of the key block */
+    p->rsm_v = at, at += align128((mma ? 2 : 4) * rb * dvc);             /* s * v of the key block */
+    p->rsm_p = at, at += mma ? 0 : align128(4 * rb * (rb + 1));          /* decayed scores (SIMT) */
+    p->rsm_b = at;                                                       /* cumulative log2 decays */
+    if (p->r_decay == IR_DECAY_TOKEN_HEAD) at += align128(4 * p->chunk);
+    else if (p->r_decay == IR_DECAY_KEY_VECTOR) at += align128(4 * p->chunk * d);
+    p->rsm_den = at, at += (mma && p->r_norm) ? align128(4 * rb) : 0;   /* q.z of the row block */
+    p->rsm_vs = at, at += mma ? align128(4 * rb) : 0;
+    bool vec_mma = mma && p->r_decay == IR_DECAY_KEY_VECTOR;           /* exact diagonal sub-blocks */
+    p->rsm_qf = at, at += vec_mma ? align128(2 * rb * p->dqk) : 0;      /* bf16, plain [row][d_k] */
+    p->rsm_kf = at, at += vec_mma ? align128(2 * rb * p->dqk) : 0;
+    p->smem_bytes = at;
+    return at;
+}
+
+/* Whether a chunk form fits: shared memory, and the register tiles the emitters unroll. */
+static bool recur_chunk_fits(cuda_plan *p) {
+    if (recur_chunk_layout(p) > p->smem_limit) return false;
+    if (p->recur_form == CUDA_RECUR_CHUNK_MMA) {
+        int mt_per_warp = (p->rd / 16 + 3) / 4;
+        return p->rdvc <= 128 && mt_per_warp * p->rdvc / 2 <= 128 && p->rd <= 256;
+    }
+    int ta = (p->rd + 15) / 16;
+    return p->rdvc <= 128 && ta * (p->rdvc / 16) <= 64;
+}
+
+static bool plan_recur_chunk(cuda_plan *p, cuda_recur_form form) {
+    p->recur_form = form;
+    int dvc_full = round_up(p->dv, 16);
+    if (form == CUDA_RECUR_CHUNK_MMA) {
+        p->rd = round_up(p->dqk, 16);
+        p->rb = 64;
+        p->threads = 128;
+        /* normalize: one CTA owns z (norm_in/norm_out may alias), so every v column */
+        int dvcs[] = {64, 32, 16};
+        for (int i = 0; i < 3; i++) {
+            p->rdvc = p->r_norm ? dvc_full : (dvc_full < dvcs[i] ? dvc_full : dvcs[i]);
+            if (recur_chunk_fits(p)) return true;
+            if (p->r_norm) break;
+        }
+        return false;
+    }
+    p->rd = p->dqk;
+    p->threads = 256;
+    int dvcs[] = {64, 32, 16}, rbs[] = {64, 32, 16};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            p->rdvc = p->r_norm ? dvc_full : (dvc_full < dvcs[i] ? dvc_full : dvcs[i]);
+            p->rb = rbs[j];
+            if (recur_chunk_fits(p)) return true;
+        }
+    return false;
+}
+
+static void recur_use_step(cuda_plan *p) {
+    p->recur_form = CUDA_RECUR_STEP;
+    p->threads = p->step_threads;
+    p->smem_bytes = p->step_smem;
+    p->rb = p->rdvc = p->rd = 0;
+    snprintf(p->step_name, sizeof p->step_name, "%s", p->fwd_name);
+}
+
+static bool plan_recur(const ir_kernel *k, cuda_plan *p, char *err, size_t errlen) {
+    p->kind = CUDA_KIND_RECUR;
+    p->pack = 1;
+    p->chunk = k->chunk > 0 ? k->chunk : 64;
+    if (k->groups <= 0 || k->heads_q % k->groups) {
+        snprintf(err, errlen, "kernel '%s': groups (%d) must divide heads (%d)", k->name, k->groups, k->heads_q);
+        return false;
+    }
+    if (p->dqk <= 0 || p->dv <= 0) {
+        snprintf(err, errlen, "kernel '%s': state dims must be positive (k %d, v %d)", k->name, p->dqk, p->dv);
+        return false;
+    }
+    if (k->normalize && k->decay_kind == IR_DECAY_STATE) {
+        snprintf(err, errlen, "kernel '%s': normalize needs a decay that does not vary along v (z has d_k entries)", k->name);
+        return false;
+    }
+    p->r_norm = k->normalize;
+    p->r_decode = k->phase == IR_DECODE;
+    p->r_lowp = k->dtype != IR_F32;
+    p->r_decay = k->decay_kind;
+    plan_recur_step(p);
+    p->step_for_one = true;
+    snprintf(p->step_name, sizeof p->step_name, "attnc_%s_step", k->name);
+    if (p->step_smem > p->smem_limit || p->step_rpw * p->step_ncol > 128) {
+        snprintf(err, errlen, "kernel '%s': a %d x %d state is too large for the CUDA recurrence kernels", k->name, p->dqk,
+                 p->dv);
+        return false;
+    }
+    p->recur_note[0] = 0;
+    if (k->phase == IR_DECODE) {
+        recur_use_step(p);
+        return true;
+    }
+    if (k->decay_kind == IR_DECAY_STATE) {
+        /* per-element decays (Mamba-1, S4D) have no matmul form: the step kernel scans */
+        snprintf(p->recur_note, sizeof p->recur_note, "per-state-element decay: recurrent scan");
+        recur_use_step(p);
+        return true;
+    }
+    if (p->r_lowp && p->cc >= 80 && plan_recur_chunk(p, CUDA_RECUR_CHUNK_MMA)) return true;
+    if (plan_recur_chunk(p, CUDA_RECUR_CHUNK)) return true;
+    snprintf(p->recur_note, sizeof p->recur_note, "no chunk tile fits %d KB of shared memory: recurrent scan",
+             p->smem_limit / 1024);
+    recur_use_step(p);
+    return true;
+}
+
+static bool recur_override(cuda_plan *p, const char *spec, char *err, size_t errlen) {
+    const char *s = spec;
+    int rb = 0, dvc = 0;
+    int form = -1;
+    while (s && *s) {
+        char key[16], val[16];
+        int used = 0;
+        if (sscanf(s, " %15[a-z] = %15[a-z0-9]%n", key, val, &used) != 2) {
+            snprintf(err, errlen, "bad plan override '%s'; expected key=value pairs such as form=chunk,rb=32", spec);
+            return false;
+        }
+        if (!strcmp(key, "form") && !strcmp(val, "step")) form = CUDA_RECUR_STEP;
+        else if (!strcmp(key, "form") && !strcmp(val, "chunk")) form = CUDA_RECUR_CHUNK;
+        else if (!strcmp(key, "form") && !strcmp(val, "mma")) form = CUDA_RECUR_CHUNK_MMA;
+        else if (!strcmp(key, "rb") && (!strcmp(val, "16") || !strcmp(val, "32") || !strcmp(val, "64"))) rb = atoi(val);
+        else if (!strcmp(key, "dvc") && (!strcmp(val, "16") || !strcmp(val, "32") || !strcmp(val, "64") || !strcmp(val, "128")))
+            dvc = atoi(val);
+        else if (!strcmp(key, "rstep") && (!strcmp(val, "0") || !strcmp(val, "1"))) p->step_for_one = val[0] == '1';
+        else {
+            snprintf(err, errlen, "bad recurrence plan override %s=%s", key, val);
+            return false;
+        }
+        s += used;
+        while (*s == ',' || *s == ' ') s++;
+    }
+    if (form < 0) form = p->recur_form;
+    if (form != CUDA_RECUR_STEP && (p->r_decode || p->r_decay == IR_DECAY_STATE)) {
+        snprintf(err, errlen, "this recurrence has no chunk form (decode phase or per-state-element decay)");
+        return false;
+    }
+    if (form == CUDA_RECUR_CHUNK_MMA && (!p->r_lowp || p->cc < 80)) {
+        snprintf(err, errlen, "form=mma needs a bf16/f16 kernel on sm_80 or newer");
+        return false;
+    }
+    if (form == CUDA_RECUR_STEP) {
+        recur_use_step(p);
+        return true;
+    }
+    if (form != (int)p->recur_form && !plan_recur_chunk(p, (cuda_recur_form)form)) {
+        snprintf(err, errlen, "no %s chunk tile fits this recurrence", form == CUDA_RECUR_CHUNK_MMA ? "tensor-core" : "SIMT");
+        return false;
+    }
+    if (!strcmp(p->step_name, p->fwd_name)) {   /* was the step form: the step kernel gets its own entry */
+        size_t n = strlen(p->fwd_name);
+        snprintf(p->step_name, sizeof p->step_name, "%.*s_step", (int)(n > 4 ? n - 4 : n), p->fwd_name);
+    }
+    if (rb) {
+        if (form == CUDA_RECUR_CHUNK_MMA && rb != 64) {
+            snprintf(err, errlen, "the tensor-core chunk form uses rb=64");
+            return false;
+        }
+        p->rb = rb;
+    }
+    if (dvc) {
+        if (p->r_norm && dvc < p->dv) {
+            snprintf(err, errlen, "a normalised recurrence keeps every v column in one CTA (dvc >= %d)", p->dv);
+            return false;
+        }
+        p->rdvc = dvc;
+    }
+    if (!recur_chunk_fits(p)) {
+        snprintf(err, errlen, "recurrence plan override '%s' does not fit (%d bytes of shared memory, limit %d)", spec,
+                 p->smem_bytes, p->smem_limit);
+        return false;
+    }
+    return true;
+}
+
+bool cuda_plan_uses_step(const cuda_plan *p, long long seq_q) {
+    if (p->kind != CUDA_KIND_RECUR) return false;
+    return p->recur_form == CUDA_RECUR_STEP || (p->step_for_one && seq_q <= 1);
+}
+
+const char *cuda_plan_entry(const cuda_plan *p, long long seq_q) {
+    return cuda_plan_uses_step(p, seq_q) ? p->step_name : p->fwd_name;
+}
+
 bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen) {
+    if (p->kind == CUDA_KIND_RECUR) return recur_override(p, spec, err, errlen);
     if (p->kind != CUDA_KIND_MMA) {
         snprintf(err, errlen, "plan overrides apply to tensor-core plans only");
         return false;
@@ -153,19 +368,7 @@ bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *er
     p->v_in_k = k->v_in_k;
     snprintf(p->fwd_name, sizeof p->fwd_name, "attnc_%s_fwd", k->name);
     snprintf(p->merge_name, sizeof p->merge_name, "attnc_%s_merge", k->name);
-    if (k->family == IR_RECURRENCE) {
-        p->kind = CUDA_KIND_RECUR;
-        p->threads = p->recur_threads = 128;
-        p->pack = 1;
-        /* state, z, phi(q), phi(k), per-key decay, v, v scale, scalar decay: all f32 */
-        p->smem_bytes = 4 * (p->dqk * p->dv + 4 * p->dqk + 2 * p->dv + 4);
-        if (p->smem_bytes > p->smem_limit) {
-            snprintf(err, errlen, "kernel '%s': a %d x %d f32 state (%d KB) does not fit in %s's %d KB of shared memory",
-                     k->name, p->dqk, p->dv, p->smem_bytes / 1024, arch, p->smem_limit / 1024);
-            return false;
-        }
-        return true;
-    }
+    if (k->family == IR_RECURRENCE) return plan_recur(k, p, err, errlen);
     if (k->heads_kv <= 0 || k->heads_q % k->heads_kv != 0) {
         snprintf(err, errlen, "kernel '%s': heads_q (%d) must be a multiple of heads_kv (%d)", k->name, k->heads_q, k->heads_kv);
         return false;
@@ -212,8 +415,13 @@ cuda_grid cuda_plan_fwd_grid(const cuda_plan *p, const ir_kernel *k, long long b
         g.gz = (unsigned)(batch * k->heads_q);
         break;
     case CUDA_KIND_RECUR:
-        g.gx = 1;
         g.gz = (unsigned)(batch * k->heads_q);
+        if (cuda_plan_uses_step(p, seq_q)) {
+            g.threads = (unsigned)p->step_threads;
+            g.smem = (unsigned)p->step_smem;
+        } else {
+            g.gx = (unsigned)((p->dv + p->rdvc - 1) / p->rdvc);
+        }
         break;
     }
     return g;

@@ -14,6 +14,12 @@ typedef enum cuda_kernel_kind {
     CUDA_KIND_RECUR,      /* linear recurrence, one CTA per (batch, head), sequential in time */
 } cuda_kernel_kind;
 
+typedef enum cuda_recur_form {
+    CUDA_RECUR_STEP,      /* recurrent form: state in registers, one token after another */
+    CUDA_RECUR_CHUNK,     /* chunkwise parallel, fp32 SIMT */
+    CUDA_RECUR_CHUNK_MMA, /* chunkwise parallel, bf16 tensor cores (mma.sync), f32 accumulation */
+} cuda_recur_form;
+
 typedef struct cuda_plan {
     cuda_kernel_kind kind;
     int cc;                      /* compute capability, e.g. 80, 90 */
@@ -41,11 +47,27 @@ typedef struct cuda_plan {
     /* CUDA_KIND_SIMT */
     int rows_per_cta;            /* one warp per row */
 
-    /* CUDA_KIND_RECUR */
-    int recur_threads;
+    /* CUDA_KIND_RECUR (cuda_recur*.c). The fwd entry runs recur_form; chunk forms also carry
+     * a step entry (step_name) that cuda_plan_uses_step picks for seq <= 1 launches. */
+    cuda_recur_form recur_form;
+    int chunk;                   /* the spec's chunk: tokens between materialised states */
+    int rb;                      /* chunk forms: tokens per row block and per key block */
+    int rdvc;                    /* chunk forms: v columns per CTA (grid.x = ceil(d_v / rdvc)) */
+    int rd;                      /* chunk forms: d_qk as tiled (MMA: padded to 16) */
+    int rsm_s, rsm_s16, rsm_z, rsm_q, rsm_k, rsm_v, rsm_p, rsm_b, rsm_den;   /* smem byte offsets */
+    int rsm_vs;                  /* tensor cores: value scale s_i of the key block */
+    int rsm_qf, rsm_kf;          /* tensor cores, per-key-dim decay: phi(q), phi(k) of the blocks (bf16) */
+    int step_warps, step_rpw, step_ncol;   /* step kernel: warps split d_k into rows-per-warp slices,
+                                              lanes take v columns, ncol column groups per lane */
+    int step_threads, step_smem;
+    bool step_for_one;           /* seq <= 1 launches the step kernel (override rstep=0 turns it off) */
+    bool r_norm, r_decode, r_lowp;   /* the kernel's normalize, decode phase, bf16/f16 dtype */
+    ir_decay_kind r_decay;
+    char recur_note[160];        /* why the plan fell back to the step form for prefill, or "" */
 
     char fwd_name[128];          /* kernel entry points */
     char merge_name[128];
+    char step_name[128];         /* recurrences: the step kernel (== fwd_name for the step form) */
 } cuda_plan;
 
 /* Builds the plan for kernel k on arch ("sm_80", "sm_90a", ...). Fails with a message for
@@ -54,16 +76,24 @@ bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *er
 
 /* Tuning and test knob: "bc=32,stages=1,qregs=0,wr=4,wc=2" overrides those fields of a
  * tensor-core plan and recomputes its shared-memory map (cuda_plan_make applies
- * $ATTNC_CUDA_PLAN this way). Fails for values the skeleton cannot run. */
+ * $ATTNC_CUDA_PLAN this way). Recurrence plans take "form=step|chunk|mma" (the fwd form),
+ * "rb=16|32|64", "dvc=16|32|64|128" and "rstep=0|1" (seq <= 1 through the step kernel).
+ * Fails for values the skeleton cannot run. */
 bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen);
 
 /* Max dynamic shared memory per CTA (opt-in) for a compute capability. */
 int cuda_arch_smem_limit(int cc);
 
-/* Launch geometry. n_splits only matters for split-KV plans. */
+/* Launch geometry. n_splits only matters for split-KV plans. For a recurrence the geometry
+ * is that of the entry cuda_plan_entry names for seq_q. */
 typedef struct cuda_grid {
     unsigned gx, gy, gz, threads, smem;
 } cuda_grid;
+
+/* Recurrences: whether a launch with this length runs the step kernel (decode phase, the
+ * step form, or seq_q <= 1), and the entry point it launches (fwd_name otherwise). */
+bool cuda_plan_uses_step(const cuda_plan *p, long long seq_q);
+const char *cuda_plan_entry(const cuda_plan *p, long long seq_q);
 cuda_grid cuda_plan_fwd_grid(const cuda_plan *p, const ir_kernel *k, long long batch, long long seq_q,
                              int n_splits);
 cuda_grid cuda_plan_merge_grid(const cuda_plan *p, const ir_kernel *k, long long batch, long long seq_q);

@@ -1,35 +1,18 @@
-/* Recurrence kernels (linear attention, RetNet, GLA, Mamba2) for the CUDA backend: the
- * recurrent form, simple and exact in f32. One CTA per (batch, head) walks the tokens in
- * order with the d_k x d_v state in shared memory; per token the threads update the state
- * element-wise and then read it out per v column. Chunked tensor-core forms are future work. */
+/* Recurrence kernels for the CUDA backend: dispatch by plan form, and the device helpers all
+ * forms share (spec expressions, element loads with the feature map, state and normaliser
+ * hand-off, the chunk's cumulative log2-decay table). The kernels themselves live in
+ * cuda_recur_step.c, cuda_recur_chunk.c and cuda_recur_mma.c (cuda_recur.h says which). */
 #include <stdio.h>
 #include "codegen/cuda/cuda_emit.h"
 #include "codegen/cuda/cuda_expr.h"
+#include "codegen/cuda/cuda_recur.h"
 
 bool cuda_emit_recurrence(FILE *out, const ir_kernel *k, const cuda_plan *p, char *err, size_t errlen);
 
-static bool reads_axis(const ir_kernel *k, const ir_expr *e, ir_axis axis) {
-    if (!e) return false;
-    if (e->op == IR_INPUT && e->input >= 0 && e->input < k->n_inputs)
-        for (int i = 0; i < k->inputs[e->input].n_axes; i++)
-            if (k->inputs[e->input].axes[i] == axis) return true;
-    for (int i = 0; i < e->n_args; i++)
-        if (reads_axis(k, e->args[i], axis)) return true;
-    return false;
-}
-
 #define E(...) fprintf(out, __VA_ARGS__)
 
-bool cuda_emit_recurrence(FILE *out, const ir_kernel *k, const cuda_plan *p, char *err, size_t errlen) {
-    if (k->groups <= 0 || k->heads_q % k->groups) {
-        snprintf(err, errlen, "kernel '%s': groups (%d) must divide heads (%d)", k->name, k->groups, k->heads_q);
-        return false;
-    }
-    bool lam_k = reads_axis(k, k->decay, IR_AXIS_K), lam_v = reads_axis(k, k->decay, IR_AXIS_V);
-    if (k->normalize && lam_v) {
-        snprintf(err, errlen, "kernel '%s': normalize needs a decay that does not vary along v", k->name);
-        return false;
-    }
+/* Spec expressions as device functions of (t, head, batch, seq, k index, v index). */
+static void emit_expressions(FILE *out, const ir_kernel *k) {
     cuda_expr_names names = {{0}, "A", {0}};
     names.var[IR_VAR_Q_IDX] = names.var[IR_VAR_KV_IDX] = "t";
     names.var[IR_VAR_HEAD] = "head";
@@ -41,84 +24,135 @@ bool cuda_emit_recurrence(FILE *out, const ir_kernel *k, const cuda_plan *p, cha
     names.implicit[IR_AXIS_K] = "k_idx";
     names.implicit[IR_AXIS_V] = "v_idx";
     const char *params = "const attnc_args *A, float x, int t, int head, int batch, int seq, int k_idx, int v_idx";
-    E("enum { GROUPS = %d, PERG = %d, RNT = %d, DK = %d,\n"
-      "       SM_S = 0, SM_Z = 4 * DK * DVR, SM_FQ = SM_Z + 4 * DK, SM_FK = SM_FQ + 4 * DK, SM_LK = SM_FK + 4 * DK,\n"
-      "       SM_VV = SM_LK + 4 * DK, SM_VS = SM_VV + 4 * DVR, SM_L0 = SM_VS + 4 * DVR };\n",
-      k->groups, k->heads_q / k->groups, p->threads, k->d_qk);
     if (k->decay) cuda_emit_expr_function(out, k, k->decay, "attnc_decay", params, &names);
+    if (k->log_decay) cuda_emit_expr_function(out, k, k->log_decay, "attnc_log_decay", params, &names);
     if (k->feature) cuda_emit_expr_function(out, k, k->feature, "attnc_feature", params, &names);
     if (k->v_scale) cuda_emit_expr_function(out, k, k->v_scale, "attnc_vscale", params, &names);
     if (k->skip) cuda_emit_expr_function(out, k, k->skip, "attnc_skip", params, &names);
-    E("ATTNC_DEVICE float ld_elem(u64 base, i64 off) { return ELEM_TO_F(LDG((const elem_t *)base + off)); }\n\n");
-    const char *fq = k->feature ? "attnc_feature(&A, xq, t, head, batch, seq, a, 0)" : "xq";
-    const char *fk = k->feature ? "attnc_feature(&A, xk, t, head, batch, seq, a, 0)" : "xk";
-    E("ATTNC_KERNEL void ATTNC_LAUNCH_BOUNDS(RNT, 1) %s(attnc_args A) {\n", p->fwd_name);
-    E("    const int tid = ATTNC_TID;\n"
-      "    const int batch = ATTNC_BID_Z / HQ, head = ATTNC_BID_Z %% HQ, grp = head / PERG;\n"
-      "    const int seq = (int)A.seq_q;\n"
-      "    const u32 sb = smem_base();\n"
-      "    for (int i = tid; i < DK * DVR; i += RNT) {\n"
-      "        const int a = i / DVR, e = i %% DVR;\n"
-      "        const float s0 = A.state_in ? LDG((const float *)A.state_in + (i64)batch * A.sin_st[0] + (i64)head * A.sin_st[1] + (i64)a * A.sin_st[2] + (i64)e * A.sin_st[3]) : 0.f;\n"
-      "        sts_f32(sb + SM_S + 4 * i, s0);\n"
-      "    }\n"
-      "    for (int a = tid; a < DK; a += RNT) sts_f32(sb + SM_Z + 4 * a, 0.f);\n"
-      "    bar_sync();\n"
-      "    for (int t = 0; t < seq; ++t) {\n"
-      "        for (int a = tid; a < DK; a += RNT) {\n"
-      "            const float xq = ld_elem(A.q, (i64)batch * A.q_st[0] + (i64)t * A.q_st[1] + (i64)grp * A.q_st[2] + (i64)a * A.q_st[3]);\n"
-      "            const float xk = ld_elem(A.k, (i64)batch * A.k_st[0] + (i64)t * A.k_st[1] + (i64)grp * A.k_st[2] + (i64)a * A.k_st[3]);\n"
-      "            (void)xq; (void)xk;\n"
-      "            sts_f32(sb + SM_FQ + 4 * a, %s);\n"
-      "            sts_f32(sb + SM_FK + 4 * a, %s);\n",
-      fq, fk);
-    if (k->decay && lam_k && !lam_v) E("            sts_f32(sb + SM_LK + 4 * a, attnc_decay(&A, 0.f, t, head, batch, seq, a, 0));\n");
-    E("        }\n"
-      "        for (int e = tid; e < DVR; e += RNT) {\n"
-      "            sts_f32(sb + SM_VV + 4 * e, ld_elem(A.v, (i64)batch * A.v_st[0] + (i64)t * A.v_st[1] + (i64)head * A.v_st[2] + (i64)e * A.v_st[3]));\n"
-      "            sts_f32(sb + SM_VS + 4 * e, %s);\n"
-      "        }\n",
-      k->v_scale ? "attnc_vscale(&A, 0.f, t, head, batch, seq, 0, e)" : "1.f");
-    if (k->decay && !lam_k && !lam_v) E("        if (tid == 0) sts_f32(sb + SM_L0, attnc_decay(&A, 0.f, t, head, batch, seq, 0, 0));\n");
-    E("        bar_sync();\n");
-    /* decay per element: only along the axes it reads */
-    const char *lam = !k->decay ? "1.f"
-                      : (lam_v ? "attnc_decay(&A, 0.f, t, head, batch, seq, a, e)"
-                               : lam_k ? "lds_f32(sb + SM_LK + 4 * a)" : "lds_f32(sb + SM_L0)");
-    E("        for (int i = tid; i < DK * DVR; i += RNT) {\n"
-      "            const int a = i / DVR, e = i %% DVR;\n"
-      "            const float lam = %s;\n"
-      "            const float s = lam * lds_f32(sb + SM_S + 4 * i) + lds_f32(sb + SM_FK + 4 * a) * (lds_f32(sb + SM_VS + 4 * e) * lds_f32(sb + SM_VV + 4 * e));\n"
-      "            sts_f32(sb + SM_S + 4 * i, s);\n"
-      "        }\n",
-      lam);
-    if (k->normalize) {
-        const char *lam0 = !k->decay ? "1.f"
-                           : lam_k ? "lds_f32(sb + SM_LK + 4 * a)" : "lds_f32(sb + SM_L0)";
-        E("        for (int a = tid; a < DK; a += RNT)\n"
-          "            sts_f32(sb + SM_Z + 4 * a, %s * lds_f32(sb + SM_Z + 4 * a) + lds_f32(sb + SM_FK + 4 * a));\n", lam0);
+}
+
+static void emit_helpers(FILE *out, const ir_kernel *k) {
+    E("ATTNC_DEVICE float ld_elem(u64 base, i64 off) { return ELEM_TO_F(LDG((const elem_t *)base + off)); }\n");
+    /* Λ itself (step form) and log2 Λ (chunk forms). A zero decay becomes 2^-127: ex2 flushes
+       it to 0 (ftz) while the table's sums stay finite; a NaN stays NaN. A negative decay has
+       no logarithm: the chunk forms need Λ >= 0, as every decay in the examples is. */
+    E("ATTNC_DEVICE float rec_decay(const attnc_args *A, int t, int head, int batch, int seq, int a, int e) {\n");
+    if (k->decay) E("    return attnc_decay(A, 0.f, t, head, batch, seq, a, e);\n");
+    else E("    (void)A; (void)t; (void)head; (void)batch; (void)seq; (void)a; (void)e;\n    return 1.f;\n");
+    E("}\n");
+    E("ATTNC_DEVICE float rec_log2decay(const attnc_args *A, int t, int head, int batch, int seq, int a, int e) {\n");
+    if (k->log_decay) E("    const float l = attnc_log_decay(A, 0.f, t, head, batch, seq, a, e) * LOG2E;\n");
+    else E("    const float l = log2f(rec_decay(A, t, head, batch, seq, a, e));\n");
+    E("    return l < -127.f ? -127.f : l;\n}\n");
+    const char *phi = k->feature ? "attnc_feature(A, x, t, head, batch, seq, a, 0)" : "x";
+    E("ATTNC_DEVICE float rec_q(const attnc_args *A, int batch, int t, int head, int seq, int a) {\n"
+      "    const float x = ld_elem(A->q, (i64)batch * A->q_st[0] + (i64)t * A->q_st[1] + (i64)(head / PERG) * A->q_st[2] + (i64)a * A->q_st[3]);\n"
+      "    (void)seq;\n"
+      "    return %s;\n}\n", phi);
+    E("ATTNC_DEVICE float rec_k(const attnc_args *A, int batch, int t, int head, int seq, int a) {\n"
+      "    const float x = ld_elem(A->k, (i64)batch * A->k_st[0] + (i64)t * A->k_st[1] + (i64)(head / PERG) * A->k_st[2] + (i64)a * A->k_st[3]);\n"
+      "    (void)seq;\n"
+      "    return %s;\n}\n", phi);
+    E("ATTNC_DEVICE float rec_v(const attnc_args *A, int batch, int t, int head, int e) {\n"
+      "    return ld_elem(A->v, (i64)batch * A->v_st[0] + (i64)t * A->v_st[1] + (i64)head * A->v_st[2] + (i64)e * A->v_st[3]);\n}\n");
+    E("ATTNC_DEVICE float rec_vs(const attnc_args *A, int batch, int t, int head, int seq, int e) {\n");
+    if (k->v_scale) E("    return attnc_vscale(A, 0.f, t, head, batch, seq, 0, e);\n");
+    else E("    (void)A; (void)batch; (void)t; (void)head; (void)seq; (void)e;\n    return 1.f;\n");
+    E("}\n");
+    E("ATTNC_DEVICE float rec_skip(const attnc_args *A, int batch, int t, int head, int seq, int e) {\n");
+    if (k->skip) E("    return attnc_skip(A, 0.f, t, head, batch, seq, 0, e);\n");
+    else E("    (void)A; (void)batch; (void)t; (void)head; (void)seq; (void)e;\n    return 0.f;\n");
+    E("}\n");
+    E("ATTNC_DEVICE void rec_put_o(const attnc_args *A, int batch, int t, int head, int e, float o) {\n"
+      "    STG((elem_t *)A->o + (i64)batch * A->o_st[0] + (i64)t * A->o_st[1] + (i64)head * A->o_st[2] + (i64)e * A->o_st[3], F_TO_ELEM(o));\n}\n");
+    /* State hand-off: state_in absent = zeros; state_out may be the same memory as state_in
+       (in place): every kernel reads an element before any thread writes it (see the forms). */
+    E("ATTNC_DEVICE float rec_state_in(const attnc_args *A, int batch, int head, int a, int e) {\n"
+      "    return A->state_in ? LDG((const float *)A->state_in + (i64)batch * A->sin_st[0] + (i64)head * A->sin_st[1] + (i64)a * A->sin_st[2] + (i64)e * A->sin_st[3]) : 0.f;\n}\n"
+      "ATTNC_DEVICE void rec_put_state(const attnc_args *A, int batch, int head, int a, int e, float s) {\n"
+      "    if (A->state_out) STG((float *)A->state_out + (i64)batch * A->sout_st[0] + (i64)head * A->sout_st[1] + (i64)a * A->sout_st[2] + (i64)e * A->sout_st[3], s);\n}\n"
+      "ATTNC_DEVICE float rec_norm_in(const attnc_args *A, int batch, int head, int a) {\n"
+      "    return A->norm_in ? LDG((const float *)A->norm_in + (i64)batch * A->nin_st[0] + (i64)head * A->nin_st[1] + (i64)a * A->nin_st[2]) : 0.f;\n}\n"
+      "ATTNC_DEVICE void rec_put_norm(const attnc_args *A, int batch, int head, int a, float z) {\n"
+      "    if (A->norm_out) STG((float *)A->norm_out + (i64)batch * A->nout_st[0] + (i64)head * A->nout_st[1] + (i64)a * A->nout_st[2], z);\n}\n\n");
+}
+
+void cuda_recur_emit_chunk_common(FILE *out, const ir_kernel *k, const cuda_plan *p) {
+    (void)p;
+    ir_decay_kind dk = k->decay_kind;
+    /* The table of one chunk [t0, t0 + n): per token (Mamba2) or per token and key dim (GLA).
+       Per token: every thread evaluates some log2 decays, then warp 0 scans: each lane sums a
+       contiguous segment, an xor-butterfly gives every lane the exclusive prefix of the
+       segment sums, and the lane rewrites its segment as inclusive sums. Per key dim: one
+       thread per dim walks the tokens. Both end with a barrier. */
+    E("ATTNC_DEVICE void rec_decay_table(const attnc_args *A, u32 sB, int t0, int n, int batch, int head, int seq, int tid, int nthreads) {\n");
+    if (dk == IR_DECAY_TOKEN_HEAD) {
+        E("    for (int i = tid; i < n; i += nthreads) sts_f32(sB + 4 * i, rec_log2decay(A, t0 + i, head, batch, seq, 0, 0));\n"
+          "    bar_sync();\n"
+          "    if ((tid >> 5) == 0) {\n"
+          "        const int lane = tid & 31, seg = (n + 31) >> 5, lo = lane * seg, hi = lo + seg < n ? lo + seg : n;\n"
+          "        float run = 0.f;\n"
+          "        for (int i = lo; i < hi; ++i) run += lds_f32(sB + 4 * i);\n"
+          "        float pre = 0.f, tot = run;\n"
+          "        #pragma unroll\n"
+          "        for (int d = 1; d < 32; d <<= 1) {\n"
+          "            const float o = shfl_xor(tot, d);\n"
+          "            if (lane & d) pre += o;\n"
+          "            tot += o;\n"
+          "        }\n"
+          "        for (int i = lo; i < hi; ++i) { pre += lds_f32(sB + 4 * i); sts_f32(sB + 4 * i, pre); }\n"
+          "    }\n"
+          "    bar_sync();\n");
+    } else if (dk == IR_DECAY_KEY_VECTOR) {
+        E("    for (int i = tid; i < n * DK; i += nthreads) sts_f32(sB + 4 * i, rec_log2decay(A, t0 + i / DK, head, batch, seq, i %% DK, 0));\n"
+          "    bar_sync();\n"
+          "    for (int a = tid; a < DK; a += nthreads) {\n"
+          "        float c = 0.f;\n"
+          "        for (int r = 0; r < n; ++r) { c += lds_f32(sB + 4 * (r * DK + a)); sts_f32(sB + 4 * (r * DK + a), c); }\n"
+          "    }\n"
+          "    bar_sync();\n");
     }
-    E("        bar_sync();\n"
-      "        for (int e = tid; e < DVR; e += RNT) {\n"
-      "            float o = 0.f, den = 0.f;\n"
-      "            for (int a = 0; a < DK; ++a) {\n"
-      "                const float f = lds_f32(sb + SM_FQ + 4 * a);\n"
-      "                o += f * lds_f32(sb + SM_S + 4 * (a * DVR + e));\n"
-      "%s"
-      "            }\n"
-      "            (void)den;\n",
-      k->normalize ? "                den += f * lds_f32(sb + SM_Z + 4 * a);\n" : "");
-    if (k->normalize) E("            o /= den;\n");
-    if (k->skip) E("            o += attnc_skip(&A, 0.f, t, head, batch, seq, 0, e) * lds_f32(sb + SM_VV + 4 * e);\n");
-    E("            STG((elem_t *)A.o + (i64)batch * A.o_st[0] + (i64)t * A.o_st[1] + (i64)head * A.o_st[2] + (i64)e * A.o_st[3], F_TO_ELEM(o));\n"
-      "        }\n"
-      "        bar_sync();   /* the next token overwrites fq, fk, v */\n"
-      "    }\n"
-      "    if (A.state_out)\n"
-      "        for (int i = tid; i < DK * DVR; i += RNT) {\n"
-      "            const int a = i / DVR, e = i %% DVR;\n"
-      "            STG((float *)A.state_out + (i64)batch * A.sout_st[0] + (i64)head * A.sout_st[1] + (i64)a * A.sout_st[2] + (i64)e * A.sout_st[3], lds_f32(sb + SM_S + 4 * i));\n"
-      "        }\n"
-      "}\n\n");
+    E("    (void)A; (void)sB; (void)t0; (void)n; (void)batch; (void)head; (void)seq; (void)tid; (void)nthreads;\n}\n");
+    /* b(t) since the chunk start, inclusive; and b(t) - b(i) for t >= i. A per-head
+       constant needs no table: (t - i) * lh is exact in the count. */
+    E("ATTNC_DEVICE float rec_cb(u32 sB, int t0, int t, float lh) {\n");
+    if (dk == IR_DECAY_TOKEN_HEAD) E("    (void)lh;\n    return lds_f32(sB + 4 * (t - t0));\n");
+    else if (dk == IR_DECAY_HEAD) E("    (void)sB;\n    return (float)(t - t0 + 1) * lh;\n");
+    else E("    (void)sB; (void)t0; (void)t; (void)lh;\n    return 0.f;\n");
+    E("}\n");
+    E("ATTNC_DEVICE float rec_seg(u32 sB, int t0, int t, int i, float lh) {\n");
+    if (dk == IR_DECAY_TOKEN_HEAD) E("    (void)lh;\n    return lds_f32(sB + 4 * (t - t0)) - lds_f32(sB + 4 * (i - t0));\n");
+    else if (dk == IR_DECAY_HEAD) E("    (void)sB; (void)t0;\n    return (float)(t - i) * lh;\n");
+    else E("    (void)sB; (void)t0; (void)t; (void)i; (void)lh;\n    return 0.f;\n");
+    E("}\n");
+    if (dk == IR_DECAY_KEY_VECTOR)
+        E("ATTNC_DEVICE float rec_cbv(u32 sB, int t0, int t, int a) { return lds_f32(sB + 4 * ((t - t0) * DK + a)); }\n");
+    E("\n");
+}
+
+bool cuda_emit_recurrence(FILE *out, const ir_kernel *k, const cuda_plan *p, char *err, size_t errlen) {
+    if (k->groups <= 0 || k->heads_q % k->groups) {
+        snprintf(err, errlen, "kernel '%s': groups (%d) must divide heads (%d)", k->name, k->groups, k->heads_q);
+        return false;
+    }
+    if (k->normalize && k->decay_kind == IR_DECAY_STATE) {
+        snprintf(err, errlen, "kernel '%s': normalize needs a decay that does not vary along v", k->name);
+        return false;
+    }
+    static const char *const kinds[] = {"none", "per head", "per token and head", "per key dim", "per state element"};
+    static const char *const forms[] = {"recurrent step", "chunkwise (SIMT, f32)", "chunkwise (tensor cores, bf16)"};
+    E("/* recurrence: decay %s; fwd = %s%s%s */\n", kinds[k->decay_kind], forms[p->recur_form],
+      p->recur_note[0] ? "; " : "", p->recur_note);
+    E("enum { GROUPS = %d, PERG = %d, DK = %d, CHUNK = %d };\n", k->groups, k->heads_q / k->groups, k->d_qk, p->chunk);
+    emit_expressions(out, k);
+    emit_helpers(out, k);
+    if (p->recur_form == CUDA_RECUR_STEP) {
+        cuda_recur_emit_step(out, k, p, p->fwd_name);
+        return true;
+    }
+    cuda_recur_emit_step(out, k, p, p->step_name);
+    cuda_recur_emit_chunk_common(out, k, p);
+    if (p->recur_form == CUDA_RECUR_CHUNK_MMA) cuda_recur_emit_chunk_mma(out, k, p);
+    else cuda_recur_emit_chunk_simt(out, k, p);
     return true;
 }

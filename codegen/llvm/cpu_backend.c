@@ -101,6 +101,16 @@ void cpu_write_header(const ir_kernel *k, const cpu_target *t, FILE *out) {
             " * Strides are in elements; four zeros mean contiguous. Output o is written in the\n"
             " * kernel dtype, lse (optional, data may be NULL) as float. */\n",
             fn, fn, fn, fn, fn);
+    int64_t tb = 0, sb = 0;
+    int ppi = 1;
+    cpu_kernel_workspace_terms(k, t, &tb, &sb, &ppi);
+    fprintf(out,
+            "/* Workspace = n_threads x %lld bytes (per-thread scratch)\n"
+            " *   + RoPE tables (with RoPE: (ceil(seq_k'/96) + 96) x pairs x 8 bytes, or batch x seq_k x\n"
+            " *     pairs x 8 with explicit positions, x3 for ReRoPE)\n"
+            " *   + when keys are split across threads (decode with few sequences): batch x heads_kv x\n"
+            " *     ceil(seq_q / %d) x splits x %lld bytes, splits <= 64. */\n",
+            (long long)tb, ppi, (long long)sb);
     char guard[320];
     snprintf(guard, sizeof guard, "ATTNC_KERNEL_%s_H", k->name);
     for (char *p = guard; *p; p++)
@@ -181,9 +191,14 @@ bool cpu_build(const ir_kernel *k, const char *out_dir, char *err, size_t errlen
 /* ---------------------------------------------------------------- JIT */
 
 cpu_compiled *cpu_compile(const ir_kernel *k, double *ms_out, char *err, size_t errlen) {
-    double t0 = now_ms();
     cpu_target t;
     if (!cpu_target_host(&t, err, errlen)) return NULL;
+    return cpu_compile_for(k, &t, ms_out, err, errlen);
+}
+
+cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *target, double *ms_out, char *err, size_t errlen) {
+    double t0 = now_ms();
+    cpu_target t = *target;
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMModuleRef m = cpu_kernel_emit(k, &t, LLVMOrcThreadSafeContextGetContext(tsc), err, errlen);
     if (!m || !cpu_optimize_module(m, &t, err, errlen)) {

@@ -11,25 +11,28 @@
  * item holds R = Br positions x g heads rows (row r = position r / g, head r % g), so
  * each K/V block is read once for all g heads.
  *
- * Work decomposition. Item = (q-block, batch, kv head, key split), heavy q-blocks first
- * (bottom-right causal work grows with the q-block). Per item: stage Q^T (dtype
- * conversion, scale * log2 e, RoPE) into per-thread scratch; for each key block of Bc
- * keys (restricted to the mask band) stage K/V when needed (RoPE, bf16/f16, inner
- * stride != 1), then for each panel of rows run the S micro-kernel (tiles of KT keys x
- * RV vectors of rows, accumulators in SSA phis), the softmax update (per-lane max, exp2
- * polynomial, sums) and the PV micro-kernel (KC columns x RV vectors). Panels are
- * classified EMPTY / FULL / PARTIAL from the mask band; only PARTIAL panels evaluate
- * the mask. Splits (decode: few items, many keys) write (m, l, O~) partials that
- * phase 2 merges.
+ * Work decomposition. Item = (q-block, batch, kv heads, key split), heavy q-blocks first
+ * (bottom-right causal work grows with the q-block), handed out one at a time by the
+ * pool's atomic counter. Prefill items hold one kv head; an item with a single q-block
+ * (decode) holds every kv head of its key range, so K/V are read as the contiguous
+ * [tokens][heads][d] memory they are. Per item: stage Q^T (dtype conversion,
+ * scale * log2 e, RoPE) into per-thread scratch; for each key block of Bc = 96 keys
+ * (restricted to the mask band) stage K/V (fp32 rows: conversion, RoPE, and no 2^n
+ * strides), then for each panel of rows run the S micro-kernel (KT keys x RV vectors of
+ * rows, accumulators in SSA phis), the softmax update (per-lane max, exp2 polynomial,
+ * sums) and the PV micro-kernel (KC columns x RV vectors). Panels are classified EMPTY /
+ * FULL / PARTIAL from the mask band; only PARTIAL ones evaluate the mask. With one query
+ * position and g <= lanes/2, `pack` = lanes/g keys share each vector (packed panels, see
+ * kgen.pack). Splits (few items, many keys) write (m, l, O~) partials that phase 2 merges.
  *
- * Workspace = n_threads x per-thread scratch (constant, see thread_scratch_floats) +
- * RoPE tables ((ceil(seq_k'/Bc) + Bc) x rotary pairs x 8 bytes with implicit
- * positions; batch x seq_k x pairs x 8 (x3 for ReRoPE) with explicit ones) + split
- * partials (batch x heads_kv x q-blocks x splits x (2 + d_v) x R_pad x 4 bytes, only
- * when splitting). Nothing else is allocated per launch. */
+ * Workspace (attnc_NAME_workspace_size): n_threads x per-thread scratch, a constant of
+ * the kernel: heads_kv x (Q^T, O^T: R_pad x (d_qk + d_v), m/l/alpha) + heads_kv x Bc x
+ * (d_qk + d_v) staged K/V + small tables; plus RoPE tables ((ceil(seq_k'/Bc) + Bc) x pairs
+ * x 8 bytes with implicit positions; batch x seq_k x pairs x 8 (x3 for ReRoPE) with
+ * explicit ones); plus split partials (batch x heads_kv x q-blocks x splits x (2 + d_v) x
+ * R_pad x 4 bytes, only when splitting). Nothing else is allocated per launch. */
 #include "codegen/llvm/cpu_kernel.h"
 #include <math.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <llvm-c/Analysis.h>
@@ -60,7 +63,7 @@ typedef struct kgen {
     int64_t T_floats;
     LLVMValueRef g_inv_freq, g_pair_axis;
     LLVMValueRef f_plan, f_strides, f_table, f_stage_q, f_stage_k, f_stage_v, f_s[3], f_pv[3], f_compute, f_merge;
-    LLVMValueRef f_pack_k, f_pack_v;
+    LLVMValueRef f_pack_k, f_pack_v, f_stage_pack_k, f_stage_pack_v;
     /* Packed decode: with one query position the g rows fill only g lanes, so `pack`
      * keys share a vector instead: lane = row * pack + key parity, each lane with its own
      * online softmax state (its keys are those of that parity), folded per row at the
@@ -306,7 +309,7 @@ static void layout(kgen *g) {
     g->qscale = k->scale_value * (k->score_mod ? 1.0 : M_LOG2E);
     int g2 = 1;
     while (g2 < g->G) g2 *= 2;
-    g->pack = (!g->rerope && 2 * g2 <= g->W && !getenv("NOPACK")) ? g->W / g2 : 1;
+    g->pack = (!g->rerope && 2 * g2 <= g->W) ? g->W / g2 : 1;
     g->kt_pack = g->tl.s_keys_narrow;
     /* Rows the packed buffers hold: whole tiles of kt_pack groups of pack keys. */
     g->pack_rows = (int)round_up(round_up(g->Bc, g->pack) / g->pack, g->kt_pack) * g->pack;
@@ -314,16 +317,16 @@ static void layout(kgen *g) {
     int64_t o = 0;
 #define PART(field, n) do { g->field = o; o += round_up((n), 16); } while (0)
     PART(off_sT, (int64_t)g->Bc * g->RPw);
-    PART(off_kst, (int64_t)g->Bc * g->dq);
-    PART(off_kst2, g->rerope ? (int64_t)g->Bc * g->dq : 0);
-    PART(off_vst, k->v_in_k ? 0 : (int64_t)g->Bc * g->dv);
+    PART(off_kst, (int64_t)g->Bc * g->dq * g->HKV);
+    PART(off_kst2, g->rerope ? (int64_t)g->Bc * g->dq * g->HKV : 0);
+    PART(off_vst, k->v_in_k ? 0 : (int64_t)g->Bc * g->dv * g->HKV);
     PART(off_cs, 2 * g->P);
     PART(off_w, MAX_SPLITS);
     /* i64 tables: q_idx and head-in-group per row; for packed panels q_idx, row and key
      * parity per lane. */
     PART(off_rows, 2 * (2 * (int64_t)g->R_pad + 3 * g->W));
-    PART(off_kp, g->pack > 1 ? (int64_t)g->pack_rows * g->dq : 0);
-    PART(off_vp, g->pack > 1 ? (int64_t)g->pack_rows * g->dv : 0);
+    PART(off_kp, g->pack > 1 ? (int64_t)g->pack_rows * g->dq * g->HKV : 0);
+    PART(off_vp, g->pack > 1 ? (int64_t)g->pack_rows * g->dv * g->HKV : 0);
     g->off_heads = o;
     o = 0;
     PART(off_qT, (int64_t)g->dq * g->R_pad);
@@ -724,7 +727,6 @@ static void convert_row(kgen *g, LLVMValueRef src, LLVMValueRef base, LLVMValueR
 /* Prefetches (into L2) the row of token `tok` starting at element offset `off` of a
  * tensor, one request per 64-byte line; prefetches never fault, so no bounds check. */
 static void prefetch_row(kgen *g, LLVMValueRef data, LLVMValueRef off, LLVMValueRef s3, int n_elems) {
-    if (getenv("NOPF")) return;
     cg *c = &g->c;
     int es = g->k->dtype == IR_F32 ? 4 : 2;
     int per_line = 64 / es;
@@ -737,76 +739,87 @@ static void prefetch_row(kgen *g, LLVMValueRef data, LLVMValueRef off, LLVMValue
     }
 }
 
-/* void stage_k(A, PL, S, ts, b, h, k0, nk, pf_k0, pf_h): K rows of the block as fp32
- * [nk][d_qk], rotated (ReRoPE: a second copy with the key-leaky angles), prefetching the
- * rows of the block that comes next (starting at token pf_k0, kv head pf_h). */
+/* void stage_k(A, PL, S, ts, b, h_lo, h_hi, k0, nk): K rows of the block for kv heads
+ * [h_lo, h_hi) as fp32 [head][Bc][d_qk], rotated (ReRoPE: a second copy with the
+ * key-leaky angles). Token-outer, so with several heads each token's [heads][d] row is
+ * read as one contiguous run; with one head the next block is prefetched (its rows
+ * are a page apart, too far for the hardware prefetcher). */
 static void emit_stage_k(kgen *g) {
     cg *c = &g->c;
-    LLVMTypeRef ps[10] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
-                           c->t_i64, c->t_i64 };
-    g->f_stage_k = cg_function(c, "stage_k", c->t_void, ps, 10, false);
+    LLVMTypeRef ps[9] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
+    g->f_stage_k = cg_function(c, "stage_k", c->t_void, ps, 9, false);
     warm_fn(g, g->f_stage_k);
     begin_fn(g, g->f_stage_k);
     LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), ts = param(g, 3);
-    LLVMValueRef b = param(g, 4), h = param(g, 5), k0 = param(g, 6), nk = param(g, 7);
-    LLVMValueRef pf_k0 = param(g, 8), pf_h = param(g, 9);
+    LLVMValueRef b = param(g, 4), h_lo = param(g, 5), h_hi = param(g, 6), k0 = param(g, 7), nk = param(g, 8);
     LLVMValueRef kst = fptr(g, ts, I(g, g->off_kst)), kst2 = fptr(g, ts, I(g, g->off_kst2));
     LLVMValueRef cs_buf = fptr(g, ts, I(g, g->off_cs));
     int sk = g->abi.k;
     LLVMValueRef kd = slot_data(g, A, sk);
+    LLVMValueRef s3 = stride(g, S, sk, 3);
+    LLVMValueRef one_head = icmp(g, LLVMIntEQ, sub(g, h_hi, h_lo), I(g, 1));
+    int64_t head_floats = (int64_t)g->Bc * g->dq;
     cg_loop L;
     cg_loop_begin(c, &L, I(g, 0), nk, I(g, 1), 0, NULL);
     LLVMValueRef tok = add(g, k0, L.iv);
-    LLVMValueRef base = add(g, add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, tok, stride(g, S, sk, 1))),
-                            mul(g, h, stride(g, S, sk, 2)));
-    LLVMValueRef s3 = stride(g, S, sk, 3);
-    LLVMValueRef pf = add(g, add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, add(g, pf_k0, L.iv), stride(g, S, sk, 1))),
-                          mul(g, pf_h, stride(g, S, sk, 2)));
-    prefetch_row(g, kd, pf, s3, g->dq);
-    LLVMValueRef row = fptr(g, kst, mul(g, L.iv, I(g, g->dq))), row2 = fptr(g, kst2, mul(g, L.iv, I(g, g->dq)));
-    convert_row(g, kd, base, s3, row, g->dq);
-    if (g->rerope) convert_row(g, kd, base, s3, row2, g->dq);
-    if (g->rope) {
-        rotate_row(g, row, I(g, 1), row_cos_sin(g, A, PL, b, tok, 0, cs_buf));
-        if (g->rerope) rotate_row(g, row2, I(g, 1), row_cos_sin(g, A, PL, b, tok, 2, cs_buf));
+    LLVMValueRef tbase = add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, tok, stride(g, S, sk, 1)));
+    LLVMBasicBlockRef jp = cg_if_begin(c, one_head);
+    prefetch_row(g, kd, add(g, add(g, tbase, mul(g, I(g, g->Bc), stride(g, S, sk, 1))), mul(g, h_lo, stride(g, S, sk, 2))),
+                 s3, g->dq);
+    cg_if_end(c, jp);
+    for (int pass = 0; pass < (g->rerope ? 2 : 1); pass++) {
+        LLVMValueRef dst = pass ? kst2 : kst;
+        LLVMValueRef cs = g->rope ? row_cos_sin(g, A, PL, b, tok, pass ? 2 : 0, cs_buf) : NULL;
+        cg_loop H;
+        cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
+        LLVMValueRef row = fptr(g, dst, add(g, mul(g, sub(g, H.iv, h_lo), I(g, head_floats)), mul(g, L.iv, I(g, g->dq))));
+        convert_row(g, kd, add(g, tbase, mul(g, H.iv, stride(g, S, sk, 2))), s3, row, g->dq);
+        if (g->rope) rotate_row(g, row, I(g, 1), cs);
+        cg_loop_end(c, &H, NULL);
     }
     cg_loop_end(c, &L, NULL);
     /* Rows up to the next multiple of 16 keys: zeros for the tiles that overhang nk. */
     LLVMValueRef tail_end = imin(g, I(g, g->Bc), mul(g, cdiv(g, nk, I(g, 16)), I(g, 16)));
+    cg_loop H;
+    cg_loop_begin(c, &H, I(g, 0), sub(g, h_hi, h_lo), I(g, 1), 0, NULL);
+    LLVMValueRef hb = mul(g, H.iv, I(g, head_floats));
     cg_loop Z;
-    cg_loop_begin(c, &Z, mul(g, nk, I(g, g->dq)), mul(g, tail_end, I(g, g->dq)), I(g, 1), 0, NULL);
+    cg_loop_begin(c, &Z, add(g, hb, mul(g, nk, I(g, g->dq))), add(g, hb, mul(g, tail_end, I(g, g->dq))), I(g, 1), 0, NULL);
     stf(g, cg_f32(c, 0.0), fptr(g, kst, Z.iv));
     if (g->rerope) stf(g, cg_f32(c, 0.0), fptr(g, kst2, Z.iv));
     cg_loop_end(c, &Z, NULL);
+    cg_loop_end(c, &H, NULL);
     LLVMBuildRetVoid(BLD);
 }
 
-/* void stage_v(A, PL, S, ts, b, h, k0, nk, pf_k0, pf_h): V rows of the block as fp32
- * [nk][d_v], prefetching like stage_k. */
+/* void stage_v(A, PL, S, ts, b, h_lo, h_hi, k0, nk): V rows as fp32 [head][Bc][d_v],
+ * read like stage_k. */
 static void emit_stage_v(kgen *g) {
     cg *c = &g->c;
-    LLVMTypeRef ps[10] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64,
-                           c->t_i64, c->t_i64 };
-    g->f_stage_v = cg_function(c, "stage_v", c->t_void, ps, 10, false);
+    LLVMTypeRef ps[9] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
+    g->f_stage_v = cg_function(c, "stage_v", c->t_void, ps, 9, false);
     warm_fn(g, g->f_stage_v);
     begin_fn(g, g->f_stage_v);
     if (g->k->v_in_k) { LLVMBuildRetVoid(BLD); return; }
     LLVMValueRef A = param(g, 0), S = param(g, 2), ts = param(g, 3);
-    LLVMValueRef b = param(g, 4), h = param(g, 5), k0 = param(g, 6), nk = param(g, 7);
-    LLVMValueRef pf_k0 = param(g, 8), pf_h = param(g, 9);
+    LLVMValueRef b = param(g, 4), h_lo = param(g, 5), h_hi = param(g, 6), k0 = param(g, 7), nk = param(g, 8);
     LLVMValueRef vst = fptr(g, ts, I(g, g->off_vst));
     int sv = g->abi.v;
     LLVMValueRef vd = slot_data(g, A, sv);
+    LLVMValueRef s3 = stride(g, S, sv, 3);
+    LLVMValueRef one_head = icmp(g, LLVMIntEQ, sub(g, h_hi, h_lo), I(g, 1));
     cg_loop L;
     cg_loop_begin(c, &L, I(g, 0), nk, I(g, 1), 0, NULL);
-    LLVMValueRef base = add(g, add(g, mul(g, b, stride(g, S, sv, 0)), mul(g, add(g, k0, L.iv), stride(g, S, sv, 1))),
-                            mul(g, h, stride(g, S, sv, 2)));
-    LLVMValueRef s3 = stride(g, S, sv, 3);
-    LLVMValueRef pf = add(g, add(g, mul(g, b, stride(g, S, sv, 0)), mul(g, add(g, pf_k0, L.iv), stride(g, S, sv, 1))),
-                          mul(g, pf_h, stride(g, S, sv, 2)));
-    prefetch_row(g, vd, pf, s3, g->dv);
-    LLVMValueRef row = fptr(g, vst, mul(g, L.iv, I(g, g->dv)));
-    convert_row(g, vd, base, s3, row, g->dv);
+    LLVMValueRef tbase = add(g, mul(g, b, stride(g, S, sv, 0)), mul(g, add(g, k0, L.iv), stride(g, S, sv, 1)));
+    LLVMBasicBlockRef jp = cg_if_begin(c, one_head);
+    prefetch_row(g, vd, add(g, add(g, tbase, mul(g, I(g, g->Bc), stride(g, S, sv, 1))), mul(g, h_lo, stride(g, S, sv, 2))),
+                 s3, g->dv);
+    cg_if_end(c, jp);
+    cg_loop H;
+    cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
+    LLVMValueRef row = fptr(g, vst, add(g, mul(g, sub(g, H.iv, h_lo), I(g, (int64_t)g->Bc * g->dv)), mul(g, L.iv, I(g, g->dv))));
+    convert_row(g, vd, add(g, tbase, mul(g, H.iv, stride(g, S, sv, 2))), s3, row, g->dv);
+    cg_loop_end(c, &H, NULL);
     cg_loop_end(c, &L, NULL);
     LLVMBuildRetVoid(BLD);
 }
@@ -1291,6 +1304,83 @@ static LLVMValueRef emit_pack(kgen *g, int ncols, const char *name) {
     return fn;
 }
 
+/* void stage_pack(A, S, ts, b, h_lo, h_hi, k0, nk): without RoPE, packed blocks come
+ * straight from the tensor: for each group of `pack` tokens and each kv head, the rows
+ * are converted and interleaved in registers into [head][groups][ncols][pack] (K from
+ * slot k, V from slot v, or the first d_v columns of K for MLA). One pass over memory,
+ * token rows in order. */
+static LLVMValueRef emit_stage_pack(kgen *g, bool is_v) {
+    cg *c = &g->c;
+    int P = g->pack, W = g->W, ncols = is_v ? g->dv : g->dq;
+    int sl = is_v && !g->k->v_in_k ? g->abi.v : g->abi.k;
+    LLVMTypeRef ps[8] = { g->t_pargs, g->t_pi64, c->t_pf32, c->t_i64, c->t_i64, c->t_i64, c->t_i64, c->t_i64 };
+    LLVMValueRef fn = cg_function(c, is_v ? "stage_pack_v" : "stage_pack_k", c->t_void, ps, 8, false);
+    warm_fn(g, fn);
+    begin_fn(g, fn);
+    LLVMValueRef A = param(g, 0), S = param(g, 1), ts = param(g, 2), b = param(g, 3);
+    LLVMValueRef h_lo = param(g, 4), h_hi = param(g, 5), k0 = param(g, 6), nk = param(g, 7);
+    LLVMValueRef buf = fptr(g, ts, I(g, is_v ? g->off_vp : g->off_kp));
+    LLVMValueRef data = slot_data(g, A, sl);
+    LLVMValueRef s3 = stride(g, S, sl, 3);
+    LLVMValueRef ngpad = mul(g, cdiv(g, cdiv(g, nk, I(g, P)), I(g, g->kt_pack)), I(g, g->kt_pack));
+    LLVMValueRef dense = icmp(g, LLVMIntEQ, s3, I(g, 1));
+    cg_loop G;
+    cg_loop_begin(c, &G, I(g, 0), ngpad, I(g, 1), 0, NULL);
+    LLVMValueRef tb[16];
+    for (int p = 0; p < P; p++) {
+        LLVMValueRef tok = add(g, k0, imin(g, add(g, mul(g, G.iv, I(g, P)), I(g, p)), sub(g, nk, I(g, 1))));
+        tb[p] = add(g, mul(g, b, stride(g, S, sl, 0)), mul(g, tok, stride(g, S, sl, 1)));
+    }
+    cg_loop H;
+    cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
+    LLVMValueRef hoff = mul(g, H.iv, stride(g, S, sl, 2));
+    LLVMValueRef dg = fptr(g, buf, add(g, mul(g, sub(g, H.iv, h_lo), I(g, (int64_t)g->pack_rows * ncols)),
+                                       mul(g, G.iv, I(g, (int64_t)ncols * P))));
+    int main_end = ncols / W * W;
+    LLVMBasicBlockRef vec_bb = cg_block(c, "dense"), sc_bb = cg_block(c, "strided"), join = cg_block(c, "packed");
+    LLVMBuildCondBr(BLD, dense, vec_bb, sc_bb);
+    LLVMPositionBuilderAtEnd(BLD, vec_bb);
+    if (main_end > 0) {
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, main_end), I(g, W), 0, NULL);
+        LLVMValueRef in[16], out[16];
+        for (int p = 0; p < P; p++) {
+            LLVMValueRef at = add(g, add(g, tb[p], hoff), D.iv);
+            if (g->k->dtype == IR_F32) {
+                in[p] = cg_vload(c, fptr(g, cg_bitcast_ptr(c, data, c->t_pf32), at));
+            } else {
+                LLVMTypeRef et = g->k->dtype == IR_BF16 ? c->t_i16 : c->t_f16;
+                LLVMTypeRef vt = LLVMVectorType(et, (unsigned)W);
+                LLVMValueRef ep = cg_gep(c, et, cg_bitcast_ptr(c, data, LLVMPointerType(et, 0)), at);
+                LLVMValueRef v = cg_load(c, vt, LLVMBuildBitCast(BLD, ep, LLVMPointerType(vt, 0), ""), 2);
+                in[p] = g->k->dtype == IR_BF16
+                    ? LLVMBuildBitCast(BLD, LLVMBuildShl(BLD, LLVMBuildZExt(BLD, v, c->t_vi32, ""), cg_splat(c, cg_i32(c, 16)), ""), c->t_vf, "")
+                    : LLVMBuildFPExt(BLD, v, c->t_vf, "");
+            }
+        }
+        interleave(g, in, P, out);
+        for (int o = 0; o < P; o++) cg_vstore(c, out[o], fptr(g, dg, add(g, mul(g, D.iv, I(g, P)), I(g, (int64_t)o * W))));
+        cg_loop_end(c, &D, NULL);
+    }
+    for (int d = main_end; d < ncols; d++)
+        for (int p = 0; p < P; p++)
+            stf(g, load_elem(g, data, add(g, add(g, tb[p], hoff), I(g, d))), fptr(g, dg, I(g, (int64_t)d * P + p)));
+    LLVMBuildBr(BLD, join);
+    LLVMPositionBuilderAtEnd(BLD, sc_bb);
+    cg_loop D2;
+    cg_loop_begin(c, &D2, I(g, 0), I(g, ncols), I(g, 1), 0, NULL);
+    for (int p = 0; p < P; p++)
+        stf(g, load_elem(g, data, add(g, add(g, tb[p], hoff), mul(g, D2.iv, s3))),
+            fptr(g, dg, add(g, mul(g, D2.iv, I(g, P)), I(g, p))));
+    cg_loop_end(c, &D2, NULL);
+    LLVMBuildBr(BLD, join);
+    LLVMPositionBuilderAtEnd(BLD, join);
+    cg_loop_end(c, &H, NULL);
+    cg_loop_end(c, &G, NULL);
+    LLVMBuildRetVoid(BLD);
+    return fn;
+}
+
 /* void compute_item(A, PL, S, item, thread): one (q-block, batch, kv heads, key split). */
 static void emit_compute(kgen *g) {
     cg *c = &g->c;
@@ -1395,28 +1485,44 @@ static void emit_compute(kgen *g) {
     cg_loop_begin(c, &KB, kb_lo, kb_hi, I(g, 1), 0, NULL);
     LLVMValueRef k0 = mul(g, KB.iv, I(g, g->Bc));
     LLVMValueRef nk = imin(g, I(g, g->Bc), sub(g, SK, k0));
+    /* K and V blocks of every kv head of the item are staged into contiguous fp32 rows:
+     * that converts dtypes, applies RoPE, reads the [tokens][heads][d] memory in order,
+     * and avoids the L1 set conflicts of rows 2^n bytes apart (heads_kv x d x 4). */
+    LLVMValueRef stage_args[9] = { A, PL, S, ts, b, h_lo, h_hi, k0, nk };
+    /* Packed without RoPE: one fused pass straight into the interleaved layout. */
+    LLVMValueRef fused = g->pack > 1 && !g->rope ? packed : LLVMConstInt(c->t_i1, 0, 0);
+    {
+        LLVMBasicBlockRef fz = cg_block(c, "fused"), st = cg_block(c, "staged"), sj = cg_block(c, "staging_done");
+        LLVMBuildCondBr(BLD, fused, fz, st);
+        LLVMPositionBuilderAtEnd(BLD, fz);
+        if (g->pack > 1 && !g->rope) {
+            LLVMValueRef fa[8] = { A, S, ts, b, h_lo, h_hi, k0, nk };
+            call_void(g, g->f_stage_pack_k, fa, 8);
+            call_void(g, g->f_stage_pack_v, fa, 8);
+        }
+        LLVMBuildBr(BLD, sj);
+        LLVMPositionBuilderAtEnd(BLD, st);
+        call_void(g, g->f_stage_k, stage_args, 9);
+        if (!k->v_in_k) call_void(g, g->f_stage_v, stage_args, 9);
+        LLVMBuildBr(BLD, sj);
+        LLVMPositionBuilderAtEnd(BLD, sj);
+    }
     cg_loop H;
     cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
     LLVMValueRef h = H.iv;
     LLVMValueRef hs = HEAD_STATE(h);
-    /* K and V blocks are always staged into contiguous fp32 rows: that converts dtypes,
-     * applies RoPE, and avoids the L1 set conflicts of rows 2^n bytes apart (heads_kv x
-     * d x 4). Staging prefetches what comes next: the next kv head of this block, or the
-     * next block (rows a page apart are too far for the hardware prefetcher). */
-    LLVMValueRef last_h = icmp(g, LLVMIntEQ, add(g, h, I(g, 1)), h_hi);
-    LLVMValueRef pf_k0 = sel(g, last_h, add(g, k0, I(g, g->Bc)), k0);
-    LLVMValueRef pf_h = sel(g, last_h, h_lo, add(g, h, I(g, 1)));
-    LLVMValueRef stage_args[10] = { A, PL, S, ts, b, h, k0, nk, pf_k0, pf_h };
-    call_void(g, g->f_stage_k, stage_args, 10);
-    LLVMValueRef vp = kst, vrs = I(g, g->dq);
+    LLVMValueRef hk = mul(g, sub(g, h, h_lo), I(g, (int64_t)g->Bc * g->dq));
+
+    LLVMValueRef kst_h = fptr(g, kst, hk);
+    LLVMValueRef vp = kst_h, vrs = I(g, g->dq);
     if (!k->v_in_k) {
-        call_void(g, g->f_stage_v, stage_args, 10);
-        vp = vst;
+        vp = fptr(g, vst, mul(g, sub(g, h, h_lo), I(g, (int64_t)g->Bc * g->dv)));
         vrs = I(g, g->dv);
     }
     LLVMValueRef sargs[SB_N];
     sargs[SB_A] = A; sargs[SB_PL] = PL; sargs[SB_S] = S;
-    sargs[SB_K] = kst; sargs[SB_KRS] = I(g, g->dq); sargs[SB_K2] = fptr(g, ts, I(g, g->off_kst2)); sargs[SB_NK] = nk;
+    sargs[SB_K] = kst_h; sargs[SB_KRS] = I(g, g->dq); sargs[SB_K2] = fptr(g, fptr(g, ts, I(g, g->off_kst2)), hk);
+    sargs[SB_NK] = nk;
     sargs[SB_QT] = fptr(g, hs, I(g, g->off_qT)); sargs[SB_QT2] = fptr(g, hs, I(g, g->off_qT2));
     sargs[SB_ST] = fptr(g, ts, I(g, g->off_sT));
     sargs[SB_M] = fptr(g, hs, I(g, g->off_m)); sargs[SB_L] = fptr(g, hs, I(g, g->off_l));
@@ -1431,11 +1537,15 @@ static void emit_compute(kgen *g) {
         LLVMBasicBlockRef pk = cg_block(c, "packed"), unpk = cg_block(c, "unpacked");
         LLVMBuildCondBr(BLD, packed, pk, unpk);
         LLVMPositionBuilderAtEnd(BLD, pk);
-        LLVMValueRef kp = fptr(g, ts, I(g, g->off_kp)), vpk = fptr(g, ts, I(g, g->off_vp));
-        LLVMValueRef pk_args[4] = { kst, I(g, g->dq), nk, kp };
-        call_void(g, g->f_pack_k, pk_args, 4);
-        LLVMValueRef pv_args[4] = { vp, vrs, nk, vpk };
-        call_void(g, g->f_pack_v, pv_args, 4);
+        LLVMValueRef hsl = sub(g, h, h_lo);
+        LLVMValueRef kp = fptr(g, fptr(g, ts, I(g, g->off_kp)), mul(g, hsl, I(g, (int64_t)g->pack_rows * g->dq)));
+        LLVMValueRef vpk = fptr(g, fptr(g, ts, I(g, g->off_vp)), mul(g, hsl, I(g, (int64_t)g->pack_rows * g->dv)));
+        if (g->rope) {
+            LLVMValueRef pk_args[4] = { kst_h, I(g, g->dq), nk, kp };
+            call_void(g, g->f_pack_k, pk_args, 4);
+            LLVMValueRef pv_args[4] = { vp, vrs, nk, vpk };
+            call_void(g, g->f_pack_v, pv_args, 4);
+        }
         LLVMValueRef pargs[SB_N];
         memcpy(pargs, sargs, sizeof pargs);
         pargs[SB_K] = kp;
@@ -1772,6 +1882,18 @@ static void emit_globals(kgen *g) {
     g->f_free = LLVMAddFunction(c->mod, "free", ft);
 }
 
+void cpu_kernel_workspace_terms(const ir_kernel *k, const cpu_target *t, int64_t *thread_bytes, int64_t *split_row_bytes,
+                                int *positions_per_item) {
+    kgen gen;
+    memset(&gen, 0, sizeof gen);
+    gen.k = k;
+    gen.c.tgt = t;
+    layout(&gen);
+    *thread_bytes = gen.T_floats * 4;
+    *split_row_bytes = (int64_t)(2 + gen.dv) * gen.R_pad * 4;
+    *positions_per_item = gen.Br;
+}
+
 LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMContextRef ctx, char *err, size_t errlen) {
     const char *why = cpu_kernel_unsupported(k, t);
     if (why) {
@@ -1816,8 +1938,13 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
         emit_pv(g, v);
     }
     if (g->pack > 1) {
-        g->f_pack_k = emit_pack(g, g->dq, "pack_k");
-        g->f_pack_v = emit_pack(g, g->dv, "pack_v");
+        if (g->rope) {
+            g->f_pack_k = emit_pack(g, g->dq, "pack_k");
+            g->f_pack_v = emit_pack(g, g->dv, "pack_v");
+        } else {
+            g->f_stage_pack_k = emit_stage_pack(g, false);
+            g->f_stage_pack_v = emit_stage_pack(g, true);
+        }
     }
     emit_compute(g);
     emit_merge(g);

@@ -73,6 +73,12 @@ const char *cpu_kernel_unsupported(const ir_kernel *k, const cpu_target *t);
 LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMContextRef ctx,
                               char *err, size_t errlen);
 
+/* The workspace in closed form (what attnc_NAME_workspace_size computes): n_threads x
+ * thread_bytes + RoPE tables + (only when keys are split) batch x heads_kv x
+ * ceil(seq_q / positions_per_item) x splits x split_row_bytes. */
+void cpu_kernel_workspace_terms(const ir_kernel *k, const cpu_target *t, int64_t *thread_bytes,
+                                int64_t *split_row_bytes, int *positions_per_item);
+
 /* Tile shapes chosen for a target (also reported by the benchmark). */
 typedef struct cpu_tiles {
     int lanes;          /* W */

@@ -19,6 +19,9 @@ void cpu_write_header(const ir_kernel *k, const cpu_target *t, FILE *out);
 typedef struct cpu_compiled cpu_compiled;
 /* Compiles (no cache); ms_out gets the wall time of IR generation + O3 + machine code. */
 cpu_compiled *cpu_compile(const ir_kernel *k, double *ms_out, char *err, size_t errlen);
+/* The same for an explicit target the host can run (tests: 4-lane SSE code on an AVX2
+ * machine exercises the generator's other vector width and the no-FMA path). */
+cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *t, double *ms_out, char *err, size_t errlen);
 void cpu_compiled_free(cpu_compiled *ck);
 /* Launches with n_threads threads (0 = ATTNC_CPU_THREADS or all CPUs); same tensor
  * convention as cpu_run. */

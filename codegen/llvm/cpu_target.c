@@ -1,7 +1,6 @@
 /* Host detection and target machines for the CPU backend. */
 #include "codegen/llvm/cpu_target.h"
 #include <pthread.h>
-#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <llvm-c/Core.h>
@@ -97,7 +96,7 @@ LLVMTargetMachineRef cpu_target_machine(const cpu_target *t, bool for_jit, char 
     }
     /* Objects are PIC so they link into executables and shared libraries alike. */
     LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
-        target, t->triple, t->cpu, t->features, getenv("CGL") ? (LLVMCodeGenOptLevel)atoi(getenv("CGL")) : LLVMCodeGenLevelAggressive,
+        target, t->triple, t->cpu, t->features, LLVMCodeGenLevelAggressive,
         for_jit ? LLVMRelocDefault : LLVMRelocPIC, for_jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
     if (!tm) snprintf(err, errlen, "cannot create a target machine for %s (%s)", t->triple, t->cpu);
     return tm;

@@ -38,9 +38,7 @@ bool cpu_optimize_module(LLVMModuleRef m, const cpu_target *t, char *err, size_t
     /* The micro-kernels are unrolled by the generator; letting the unroller multiply
      * them again only grows code and compile time. */
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
-    if (getenv("NOVEC")) { LLVMPassBuilderOptionsSetLoopVectorization(opts, 0); LLVMPassBuilderOptionsSetSLPVectorization(opts, 0); }
-    const char *pl = getenv("PIPE") ? getenv("PIPE") : "default<O3>";
-    LLVMErrorRef e = LLVMRunPasses(m, pl, tm, opts);
+    LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", tm, opts);
     LLVMDisposePassBuilderOptions(opts);
     LLVMDisposeTargetMachine(tm);
     return take_error(e, "LLVM optimisation failed", err, errlen);

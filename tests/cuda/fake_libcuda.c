@@ -185,6 +185,7 @@ EXPORT int cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsig
         fill(l->args.o);
         fill(l->args.lse);
         fill(l->args.state_out);
+        fill(l->args.norm_out);
     } else {
         fill(l->args.ws_o);
         fill(l->args.ws_lse);

@@ -37,6 +37,7 @@ typedef struct sim_module {
     sim_launch_fn launch;
     void (*fwd)(const void *);
     void (*merge)(const void *);
+    void (*step)(const void *);      /* recurrences with a separate step kernel */
     unsigned long (*args_size)(void);
     cuda_plan plan;
     char dir[256];
@@ -114,6 +115,7 @@ static inline bool sim_build_ex(const ir_kernel *k, const char *arch, const char
     if ((p = dlsym(m->handle, "attnc_sim_launch"))) memcpy(&m->launch, &p, sizeof p);
     if ((p = dlsym(m->handle, "attnc_sim_fwd"))) memcpy(&m->fwd, &p, sizeof p);
     if ((p = dlsym(m->handle, "attnc_sim_merge"))) memcpy(&m->merge, &p, sizeof p);
+    if ((p = dlsym(m->handle, "attnc_sim_step"))) memcpy(&m->step, &p, sizeof p);
     if ((p = dlsym(m->handle, "attnc_sim_args_size"))) memcpy(&m->args_size, &p, sizeof p);
     if (!m->launch || !m->fwd || !m->args_size) {
         snprintf(err, errlen, "simulator build of '%s' lacks its entry points", k->name);
@@ -142,10 +144,19 @@ typedef struct sim_result {
     char report[4096];
 } sim_result;
 
+/* sim_run_ex flags */
+enum {
+    /* recurrences: state_out (norm_out) is the very buffer state_in (norm_in) was uploaded to,
+       the kernel updates the state in place; the views' state_out/norm_out receive it */
+    SIM_STATE_IN_PLACE = 1,
+};
+
 /* Runs the kernel on host tensors (by signature name) as cuda_run would: contiguous copies,
- * the same argument block, split-KV workspace and merge when n_splits > 1. */
-static inline bool sim_run(const sim_module *m, const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
-                    attnc_tensor *tensors, int n_tensors, int n_splits, sim_result *res, char *err, size_t errlen) {
+ * the same argument block, split-KV workspace and merge when n_splits > 1, the entry point
+ * cuda_plan_entry picks for recurrences. */
+static inline bool sim_run_ex(const sim_module *m, const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
+                              attnc_tensor *tensors, int n_tensors, int n_splits, unsigned flags, sim_result *res,
+                              char *err, size_t errlen) {
     memset(res, 0, sizeof *res);
     sig_tensor sig[SIG_MAX_TENSORS];
     int ns = ir_signature(k, batch, seq_q, seq_k, sig);
@@ -193,9 +204,27 @@ static inline bool sim_run(const sim_module *m, const ir_kernel *k, int64_t batc
         else if (!strcmp(nm, "positions")) a.pos = dp, memcpy(a.pos_st, st, sizeof st);
         else if (!strcmp(nm, "state_in")) a.state_in = dp, memcpy(a.sin_st, st, sizeof st);
         else if (!strcmp(nm, "state_out")) a.state_out = dp, memcpy(a.sout_st, st, sizeof st);
+        else if (!strcmp(nm, "norm_in")) a.norm_in = dp, memcpy(a.nin_st, st, sizeof st);
+        else if (!strcmp(nm, "norm_out")) a.norm_out = dp, memcpy(a.nout_st, st, sizeof st);
         else
             for (int j = 0; j < k->n_inputs && j < 8; j++)
                 if (!strcmp(nm, k->inputs[j].name)) in_ptr[j] = dp, memcpy(in_st[j], st, sizeof st);
+    }
+    int alias_of[SIG_MAX_TENSORS];   /* output i reads back from buffer alias_of[i] */
+    for (int i = 0; i < ns; i++) alias_of[i] = i;
+    if (flags & SIM_STATE_IN_PLACE) {
+        if (!a.state_in || !a.state_out || (k->normalize && (!a.norm_in || !a.norm_out))) {
+            snprintf(err, errlen, "in-place run without state_in/state_out (and norm_in/norm_out) views");
+            for (int i = 0; i < SIG_MAX_TENSORS + 2; i++) free(bufs[i]);
+            return false;
+        }
+        for (int i = 0; i < ns; i++) {
+            const char *src = !strcmp(sig[i].name, "state_out") ? "state_in" : !strcmp(sig[i].name, "norm_out") ? "norm_in" : NULL;
+            for (int j = 0; src && j < ns; j++)
+                if (!strcmp(sig[j].name, src)) alias_of[i] = j;
+        }
+        a.state_out = a.state_in, memcpy(a.sout_st, a.sin_st, sizeof a.sin_st);
+        a.norm_out = a.norm_in, memcpy(a.nout_st, a.nin_st, sizeof a.nin_st);
     }
     void *ws_o = NULL, *ws_lse = NULL;
     if (n_splits > 1) {
@@ -219,8 +248,14 @@ static inline bool sim_run(const sim_module *m, const ir_kernel *k, int64_t batc
         ok = false;
     }
     cuda_grid g = cuda_plan_fwd_grid(&m->plan, k, batch, seq_q, n_splits);
+    void (*entry)(const void *) = m->fwd;
+    if (cuda_plan_uses_step(&m->plan, seq_q) && strcmp(m->plan.step_name, m->plan.fwd_name) != 0) entry = m->step;
+    if (ok && !entry) {
+        snprintf(err, errlen, "the simulator build has no entry %s", cuda_plan_entry(&m->plan, seq_q));
+        ok = false;
+    }
     if (ok && g.gx && g.gy && g.gz) {
-        res->errors = m->launch(m->fwd, g.gx, g.gy, g.gz, g.threads, g.smem, blob, globals, ng, res->report,
+        res->errors = m->launch(entry, g.gx, g.gy, g.gz, g.threads, g.smem, blob, globals, ng, res->report,
                                 sizeof res->report, res->stats);
         if (n_splits > 1 && res->errors == 0) {
             cuda_grid mg = cuda_plan_merge_grid(&m->plan, k, batch, seq_q);
@@ -245,7 +280,7 @@ static inline bool sim_run(const sim_module *m, const ir_kernel *k, int64_t batc
         for (int64_t e = 0; e < n; e++) {
             int64_t off = 0;
             for (int d = 0; d < t->ndim; d++) off += idx[d] * tst[d];
-            memcpy((char *)t->data + off * esz, (char *)bufs[i] + e * esz, esz);
+            memcpy((char *)t->data + off * esz, (char *)bufs[alias_of[i]] + e * esz, esz);
             for (int d = t->ndim - 1; d >= 0; d--) {
                 if (++idx[d] < t->shape[d]) break;
                 idx[d] = 0;
@@ -257,6 +292,11 @@ static inline bool sim_run(const sim_module *m, const ir_kernel *k, int64_t batc
     free(ws_lse);
     for (int i = 0; i < SIG_MAX_TENSORS + 2; i++) free(bufs[i]);
     return ok;
+}
+
+static inline bool sim_run(const sim_module *m, const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
+                           attnc_tensor *tensors, int n_tensors, int n_splits, sim_result *res, char *err, size_t errlen) {
+    return sim_run_ex(m, k, batch, seq_q, seq_k, tensors, n_tensors, n_splits, 0, res, err, errlen);
 }
 
 /* ---------------------------------------------------------------- test data */

@@ -182,6 +182,13 @@ KERNELS = {
                       inputs={"g": ("token_head_k", "f32", normal(2.0))}),
     # examples/linear_elu.attn
     "linear_elu": recurrence(8, 8, 64, 64, "f32", feature=lambda x: ref.elu(x) + 1, normalize=True),
+    # examples/s4d.attn: decay exp(-exp(log_dt) exp(A_log)) per state element (n, p), value scale exp(log_dt), skip D
+    "s4d": recurrence(4, 1, 16, 32, "f32",
+                      decay=lambda x: np.exp(-np.exp(x["log_dt"])[:, None, None] * np.exp(x["A_log"]))[None, None],
+                      v_scale=lambda x: np.exp(x["log_dt"]), skip=lambda x: x["D"],
+                      inputs={"A_log": ("head_k_v", "f32", uniform(-1.0, 1.0)),
+                              "log_dt": ("head", "f32", uniform(-6.9, -2.3)),
+                              "D": ("head_v", "f32", normal())}),
 
     # tests/ref/extra.attn
     "ref_rope_linear": softmax(4, 2, 32, 16, "f32", rope=rope("half", 0, 32, scaling=dict(kind="linear", factor=4)),

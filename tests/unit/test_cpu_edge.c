@@ -111,8 +111,12 @@ static void test_windows(void) {
 }
 
 static void test_shapes(void) {
-    static const int64_t sh[][3] = { { 1, 1, 1 }, { 1, 19, 19 }, { 2, 97, 130 }, { 1, 2, 700 } };
+    /* (1, 1, 700): one query position, the packed decode panels (pack = lanes / g). */
+    static const int64_t sh[][3] = { { 1, 1, 1 }, { 1, 19, 19 }, { 2, 97, 130 }, { 1, 2, 700 }, { 1, 1, 700 } };
     const char *specs[] = {
+        "kernel t { heads q = 2, kv = 2\n dims 64\n mask causal }",
+        "kernel t { heads q = 4, kv = 2\n dims qk = 24, v = 40\n mask sliding_window(300) }",
+        "kernel t { heads q = 2, kv = 1\n latent rank = 32, rope = 8\n scale 0.1\n mask causal }",
         "kernel t { heads q = 1, kv = 1\n dims 8\n mask causal }",
         "kernel t { heads q = 3, kv = 1\n dims qk = 40, v = 24\n mask causal }",
         "kernel t { heads q = 6, kv = 2\n dims qk = 96, v = 64 }",
@@ -212,7 +216,7 @@ static void test_expressions(void) {
 }
 
 static void test_dtypes_and_outputs(void) {
-    static const int64_t sh[][3] = { { 1, 9, 9 }, { 1, 70, 150 } };
+    static const int64_t sh[][3] = { { 1, 9, 9 }, { 1, 70, 150 }, { 1, 1, 300 } };
     spec_file sf;
     if (spec_load(&sf, NULL, "kernel t { heads q = 4, kv = 2\n dims 32\n dtype bf16\n mask causal }\n"
                              "kernel u { heads q = 4, kv = 2\n dims 32\n dtype f16\n mask causal }")) {
@@ -249,6 +253,40 @@ static void test_dtypes_and_outputs(void) {
         case_free(&lc);
     }
     spec_free(&sf);
+}
+
+/* The generator at another vector width: 4-lane SSE code without FMA (runs on any x86-64
+ * host), on kernels that use every skeleton variant (wide, narrow, packed panels). */
+static void test_sse_target(void) {
+    cpu_target host, sse;
+    char err[512];
+    if (!cpu_target_host(&host, err, sizeof err) || !host.x86) return;
+    CHECK(cpu_target_init(&sse, NULL, "x86-64", "+sse2,+sse3,+ssse3", err, sizeof err));
+    static const int64_t sh[][3] = { { 1, 1, 300 }, { 2, 37, 37 }, { 1, 1, 5 } };
+    const char *specs[] = {
+        "kernel t { heads q = 4, kv = 2\n dims 24\n rope half\n mask causal }",
+        "kernel t { heads q = 1, kv = 1\n dims 20\n score softcap(score, 3)\n mask sliding_window(40) }",
+        "kernel t { heads q = 8, kv = 1\n latent rank = 16, rope = 8\n scale 0.3\n rope interleaved\n mask causal }",
+    };
+    for (int i = 0; i < N(specs); i++) {
+        spec_file sf;
+        if (!spec_load(&sf, NULL, specs[i])) continue;
+        ir_kernel *k = sf.m->kernels[0];
+        cpu_compiled *ck = cpu_compile_for(k, &sse, NULL, err, sizeof err);
+        CHECK_MSG(ck != NULL, "SSE compile: %s", err);
+        for (int s = 0; ck && s < N(sh); s++) {
+            launch_case lc;
+            case_make(&lc, k, sh[s][0], sh[s][1], sh[s][2]);
+            CHECK(case_run_ref(&lc));
+            CHECK_MSG(cpu_launch(ck, k, 2, sh[s][0], sh[s][1], sh[s][2], lc.t, lc.n, err, sizeof err), "%s", err);
+            double lse_err, e = case_compare(&lc, &lse_err);
+            n_cases++;
+            CHECK_MSG(e <= 1e-5 && lse_err <= 1e-5, "SSE %s shape %d: o error %.3g, lse error %.3g", specs[i], s, e, lse_err);
+            case_free(&lc);
+        }
+        cpu_compiled_free(ck);
+        spec_free(&sf);
+    }
 }
 
 static void test_validation(void) {
@@ -304,6 +342,7 @@ int main(void) {
     test_expressions();
     test_dtypes_and_outputs();
     test_validation();
+    test_sse_target();
     printf("%d cases\n", n_cases);
     return check_status("test_cpu_edge");
 }

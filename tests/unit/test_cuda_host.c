@@ -296,9 +296,68 @@ static void test_run_without_gpu(void) {
     arena_free(&a);
 }
 
+/* Recurrence plans: which form each kernel gets, the step entry for seq <= 1, geometry,
+ * shared memory within the arch, overrides. */
+static void test_recur_plans(void) {
+    arena a;
+    arena_init(&a);
+    ir_module *m = compile_text(
+        "kernel m : recurrence {\n heads 80, groups = 1\n dims k = 128, v = 64\n dtype bf16\n"
+        " inputs dt[token, head], A_log[head]\n decay exp(-dt * exp(A_log))\n update S = decay * S + outer(k, dt * v)\n chunk 256\n}\n"
+        "kernel r : recurrence {\n heads 8\n dims k = 64, v = 128\n dtype f32\n decay 1 - 2 ^ (-5 - head)\n}\n"
+        "kernel g : recurrence {\n heads 4\n dims k = 64, v = 128\n dtype bf16\n inputs g[token, head, k]\n decay exp(-g * g)\n}\n"
+        "kernel s : recurrence {\n heads 4\n dims k = 16, v = 32\n inputs A[head, k, v]\n decay exp(-exp(A))\n}\n"
+        "kernel d : recurrence {\n heads 80\n dims k = 128, v = 64\n dtype bf16\n phase decode\n}\n"
+        "kernel n : recurrence {\n heads 2\n dims k = 64, v = 96\n dtype bf16\n feature elu(x) + 1\n normalize\n}\n", &a);
+    CHECK(m != NULL);
+    if (!m) return;
+    cuda_plan p;
+    char err[512];
+    const struct { const char *kernel, *arch; int form; } want[] = {
+        {"m", "sm_80", CUDA_RECUR_CHUNK_MMA}, {"m", "sm_90a", CUDA_RECUR_CHUNK_MMA}, {"m", "sm_75", CUDA_RECUR_CHUNK},
+        {"r", "sm_80", CUDA_RECUR_CHUNK}, {"g", "sm_80", CUDA_RECUR_CHUNK_MMA}, {"s", "sm_80", CUDA_RECUR_STEP},
+        {"d", "sm_90a", CUDA_RECUR_STEP}, {"n", "sm_80", CUDA_RECUR_CHUNK_MMA},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const ir_kernel *k = ir_module_find(m, want[i].kernel);
+        bool ok = cuda_plan_make(k, want[i].arch, &p, err, sizeof err);
+        CHECK_MSG(ok && (int)p.recur_form == want[i].form, "%s on %s: form %d, expected %d (%s)", want[i].kernel,
+                  want[i].arch, p.recur_form, want[i].form, ok ? p.recur_note : err);
+        CHECK(p.smem_bytes <= p.smem_limit && p.step_smem <= p.smem_limit && p.step_threads <= 256);
+        /* seq <= 1 goes to the step kernel; its own entry unless the form is the step */
+        CHECK(cuda_plan_uses_step(&p, 1) && cuda_plan_uses_step(&p, 0));
+        CHECK(cuda_plan_uses_step(&p, 100) == (p.recur_form == CUDA_RECUR_STEP));
+        CHECK((strcmp(p.step_name, p.fwd_name) == 0) == (p.recur_form == CUDA_RECUR_STEP));
+        cuda_grid g1 = cuda_plan_fwd_grid(&p, k, 3, 1, 1), gn = cuda_plan_fwd_grid(&p, k, 3, 500, 1);
+        CHECK(g1.gx == 1 && g1.gz == 3u * (unsigned)k->heads_q && g1.threads == (unsigned)p.step_threads);
+        if (p.recur_form != CUDA_RECUR_STEP)
+            CHECK(gn.gx == (unsigned)((k->d_v + p.rdvc - 1) / p.rdvc) && gn.smem == (unsigned)p.smem_bytes &&
+                  gn.threads == (unsigned)p.threads);
+        if (k->normalize) CHECK(p.recur_form == CUDA_RECUR_STEP || p.rdvc >= k->d_v);   /* one owner of z */
+    }
+    CHECK(cuda_plan_make(ir_module_find(m, "m"), "sm_80", &p, err, sizeof err));
+    CHECK(p.chunk == 256 && p.rb == 64 && p.rd == 128);
+    CHECK(cuda_plan_override(&p, "form=chunk,rb=32,dvc=16", err, sizeof err) && p.recur_form == CUDA_RECUR_CHUNK &&
+          p.rb == 32 && p.rdvc == 16);
+    CHECK(cuda_plan_override(&p, "form=step", err, sizeof err) && p.recur_form == CUDA_RECUR_STEP &&
+          !strcmp(p.step_name, p.fwd_name));
+    CHECK(cuda_plan_override(&p, "form=mma,rstep=0", err, sizeof err) && p.recur_form == CUDA_RECUR_CHUNK_MMA &&
+          !cuda_plan_uses_step(&p, 1) && strcmp(p.step_name, p.fwd_name) != 0);
+    CHECK(!cuda_plan_override(&p, "rb=32", err, sizeof err));          /* tensor cores use 64-token blocks */
+    CHECK(!cuda_plan_override(&p, "form=banana", err, sizeof err));
+    CHECK(cuda_plan_make(ir_module_find(m, "s"), "sm_80", &p, err, sizeof err));
+    CHECK(!cuda_plan_override(&p, "form=chunk", err, sizeof err) && strstr(err, "no chunk form"));
+    CHECK(cuda_plan_make(ir_module_find(m, "r"), "sm_80", &p, err, sizeof err));
+    CHECK(!cuda_plan_override(&p, "form=mma", err, sizeof err));       /* f32 */
+    CHECK(cuda_plan_make(ir_module_find(m, "n"), "sm_80", &p, err, sizeof err));
+    CHECK(!cuda_plan_override(&p, "dvc=32", err, sizeof err) && strstr(err, "normalised"));
+    arena_free(&a);
+}
+
 int main(void) {
     test_example_plans();
     test_plan_rules();
+    test_recur_plans();
     test_validation();
     test_arch_pick();
     test_args_block();

@@ -253,6 +253,26 @@ int main(void) {
     free_views(&v);
     CHECK(fake.live_allocations() == 0);
 
+    /* one token: the step kernel; state_out on state_in's memory: one device buffer, updated
+       in place, and the download lands in that memory */
+    make_views(&v, rec, 2, 1, 1, false);
+    attnc_tensor *sin = (attnc_tensor *)find(&v, "state_in"), *sout = (attnc_tensor *)find(&v, "state_out");
+    free(sout->data);
+    sout->data = sin->data;
+    fake.reset();
+    ok = cuda_launch_host(rec, NULL, 2, 1, 1, v.t, v.n, &info, err, sizeof err);
+    CHECK_MSG(ok, "recurrence step launch: %s", err);
+    CHECK(fake.launch_count() == 1);
+    if (ok && fake.launch_count() == 1) {
+        const fake_launch *l = fake.launch(0);
+        CHECK_MSG(strcmp(l->name, "attnc_rec_step") == 0, "launched %s", l->name);
+        CHECK(l->args.state_in && l->args.state_out == l->args.state_in && l->grid[0] == 1 && l->grid[2] == 2 * 2);
+    }
+    check_download(&v, "state_out", ATTNC_F32);
+    sout->data = NULL;
+    free_views(&v);
+    CHECK(fake.live_allocations() == 0);
+
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", cache_dir);
     CHECK(system(cmd) == 0);

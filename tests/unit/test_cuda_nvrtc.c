@@ -54,12 +54,18 @@ static void compile_kernel(const nvrtc_lib *lib, const ir_kernel *k, const char 
     CHECK(c.image_size > 1000 && memcmp(c.image, "\177ELF", 4) == 0);   /* a CUBIN is an ELF image */
     cuda_ptxas_info info[4];
     int n = cuda_parse_ptxas_log(c.log, info, 4);
-    int expect = (c.plan.splitkv && c.plan.kind != CUDA_KIND_RECUR) ? 2 : 1;
+    /* split-KV decode: fwd + merge; chunkwise recurrences: fwd + step */
+    int expect = (c.plan.splitkv && c.plan.kind != CUDA_KIND_RECUR) ? 2
+                 : (c.plan.kind == CUDA_KIND_RECUR && c.plan.recur_form != CUDA_RECUR_STEP) ? 2 : 1;
     CHECK_MSG(n == expect, "%s for %s: %d ptxas reports, expected %d; log:\n%s", k->name, arch, n, expect, c.log);
-    bool strict = c.plan.kind == CUDA_KIND_MMA && k->phase == IR_PREFILL && k->d_qk <= 128 && k->d_v <= 128;
+    bool strict = (c.plan.kind == CUDA_KIND_MMA && k->phase == IR_PREFILL && k->d_qk <= 128 && k->d_v <= 128) ||
+                  c.plan.kind == CUDA_KIND_RECUR;
     printf("{\"kernel\": \"%s\", \"arch\": \"%s\", \"kind\": %d, \"br\": %d, \"bc\": %d, \"warps\": %d, \"stages\": %d, "
            "\"smem\": %d, \"compile_ms\": %.0f", k->name, arch, c.plan.kind, c.plan.br, c.plan.bc, c.plan.threads / 32,
            c.plan.stages, c.plan.smem_bytes, ms);
+    if (c.plan.kind == CUDA_KIND_RECUR)
+        printf(", \"recur_form\": %d, \"chunk\": %d, \"rb\": %d, \"dvc\": %d, \"step_threads\": %d, \"step_smem\": %d",
+               c.plan.recur_form, c.plan.chunk, c.plan.rb, c.plan.rdvc, c.plan.step_threads, c.plan.step_smem);
     for (int i = 0; i < n; i++) {
         printf(", \"%s\": {\"regs\": %d, \"spill_st\": %d, \"spill_ld\": %d, \"stack\": %d}", info[i].function,
                info[i].registers, info[i].spill_stores, info[i].spill_loads, info[i].stack_frame);

@@ -92,8 +92,12 @@ static const sim_case cases[] = {
     {"GLA recurrence", NULL, "gla", "gla", 2, 0, "sm_80", NULL, 2, 37, 37, 1, 1e-4, 1e-5, 0, CUDA_KIND_RECUR},
     {"linear attention, elu feature, normalize", NULL, "linear_elu", "linear_elu", 2, 0, "sm_80", NULL, 1, 37, 37, 1, 1e-4,
      1e-5, 0, CUDA_KIND_RECUR},
-    {"Mamba2 (bf16) recurrence", NULL, "mamba2_2_7b", "mamba2_2_7b", 2, 0, "sm_80", NULL, 1, 29, 29, 1, 1e-2, 2e-2, 0,
-     CUDA_KIND_RECUR},
+    /* the random inputs here include dt < 0, decays up to e^2.7 per token and states of 1e5:
+       outside the chunkwise bf16 forms' envelope (bf16 scores and state copy), so this case
+       holds the f32 step form to elementwise tolerances; test_cuda_recur checks the
+       tensor-core chunk form with model-range inputs */
+    {"Mamba2 (bf16) recurrence, step form", NULL, "mamba2_2_7b", "mamba2_2_7b", 2, 0, "sm_80", "form=step", 1, 29, 29, 1,
+     1e-2, 2e-2, 0, CUDA_KIND_RECUR},
     {"RetNet recurrence", NULL, "retnet", "retnet", 2, 0, "sm_80", NULL, 1, 37, 37, 1, 1e-4, 1e-5, 0, CUDA_KIND_RECUR},
 };
 
