@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-attnc="$build/attnc"
+attnc="$(cd "$build" && pwd)/attnc"
 
 echo "== attnc check examples/*.attn"
 "$attnc" check examples/*.attn
@@ -16,7 +16,9 @@ echo "== reference interpreter (float64) on Llama-3-8B, batch 1, seq 128, self-c
 
 echo
 echo "== interpreter vs an independent numpy implementation (tests/ref/reference.py)"
-python3 tests/ref/check_example.py --attnc "$attnc" llama3_8b deepseek_v2_decode qwen2_vl_7b mamba2_2_7b
+for spec in llama3_8b:llama3_8b deepseek_v2:deepseek_v2_decode qwen2_vl_7b:qwen2_vl_7b mamba2_2_7b:mamba2_2_7b; do
+  python3 tests/ref/check_example.py --attnc "$attnc" --file "examples/${spec%%:*}.attn" --kernel "${spec##*:}"
+done
 
 if "$attnc" run examples/llama3_8b.attn --kernel llama3_8b --target cpu --batch 1 --seq 16 >/dev/null 2>&1; then
   echo

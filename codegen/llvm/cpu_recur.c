@@ -107,6 +107,7 @@ static void configure(rgen *g, const ir_kernel *k, const cpu_target *t) {
         } else {
             TAKE(o_QT, Np * Cp);
             TAKE(o_Vd, Cp * Pp);
+            TAKE(o_Vs, Cp * Pp);
             TAKE(o_A, 2 * Cp);
             TAKE(o_es, Cp);
         }

@@ -4,8 +4,9 @@
  *   O_t   = 2^(A_t) (q_t S_prev) + sum_{i<=t} (q_t . k_i) 2^(A_t - A_i) v_i
  *   S_new = 2^(A_end) S_prev + sum_i k_i^T 2^(A_end - A_i) v_i
  * Scalar decays (none / per head / per token and head): ScT = K Q^T on the causal half,
- * the decay mask applied elementwise, then O from two GEMM phases (Q S scaled per row,
- * plus ScT^T V) and the state from one (K^T (V scaled per row)).
+ * shared by the heads of a group, then per head O from two GEMM phases (Q S, plus ScT^T V
+ * with the decay mask folded into V and O rows, or applied elementwise for long decays)
+ * and the state from one (K^T (V scaled per row)).
  * Decay per key dim (GLA): the factor varies with the key dim a, so it moves into the
  * operands; to keep every exponent <= 0 the chunk is cut into sub-blocks of `sub` tokens:
  * for queries in sub-block J and keys before it, q is scaled by 2^(A_t - B_J) and k by
@@ -194,10 +195,15 @@ static void stage_scalar(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef
     rg_gemm_spec sc = { .n_phases = 1, .Cm = Sraw, .c_rs = Cp, .M = rI(g, Cp), .nvec = Cp / W, .causal_cols = true };
     sc.ph[0] = (rg_phase){ .A = Kr, .a_rs = Np, .a_ks = 1, .B = QT, .b_ks = Cp, .K = rI(g, g->N) };
     rg_gemm(g, &sc);
-    if (g->k->decay_kind == IR_DECAY_NONE) causal_mask(g, it, Sraw, Sraw, NULL);
+    causal_mask(g, it, Sraw, Sraw, NULL);
 }
 
-/* Per head: V, the decay, the masked scores, O and the new state. */
+/* Per head: V, the decay, O and the new state. With a decay, the intra-chunk weights
+ * 2^(A_t - A_i) factor as 2^(A_t) 2^(-A_i) when the chunk's cumulative decay stays within
+ * 2^+-100 (the usual case): V rows are scaled by 2^(-A_i) and O rows by 2^(A_t), and the
+ * shared scores need no per-head pass (both factors come from rg_exp2_wide, accurate for
+ * any exponent, so their product is as accurate as 2^ of the difference). Otherwise the
+ * scores are masked elementwise with 2^ of the f64 difference, every exponent <= 0. */
 static void head_scalar(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef L, LLVMValueRef S) {
     cg *c = &g->c;
     const ir_kernel *k = g->k;
@@ -205,50 +211,78 @@ static void head_scalar(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef 
     bool decay = k->decay_kind != IR_DECAY_NONE;
     LLVMValueRef QT = rscr(g, it, g->o_QT), Kr = rscr(g, it, g->o_Kr), V = rscr(g, it, g->o_V);
     LLVMValueRef Sraw = rscr(g, it, g->o_Sraw), Sc = rscr(g, it, g->o_Sc), O = rscr(g, it, g->o_O);
-    LLVMValueRef Vd = rscr(g, it, g->o_Vd), es = rscr(g, it, g->o_es), Ad = f64p(g, rscr(g, it, g->o_A));
+    LLVMValueRef Vd = rscr(g, it, g->o_Vd), Vs = rscr(g, it, g->o_Vs), es = rscr(g, it, g->o_es);
+    LLVMValueRef Ad = f64p(g, rscr(g, it, g->o_A));
     stage_v(g, it, c0, L);
+    rg_gemm_spec so = { .n_phases = 2, .Cm = O, .c_rs = Pp, .M = L, .nvec = Pp / W };
+    so.ph[0] = (rg_phase){ .A = QT, .a_rs = 1, .a_ks = Cp, .B = S, .b_ks = Pp, .K = rI(g, g->N) };
+    so.ph[1] = (rg_phase){ .A = Sraw, .a_rs = 1, .a_ks = Cp, .B = V, .b_ks = Pp, .K = L, .causal = true };
+    if (!decay) {
+        rg_gemm(g, &so);
+        store_outputs(g, it, c0, L);
+        rg_gemm_spec ss = { .n_phases = 1, .Cm = S, .c_rs = Pp, .M = rI(g, g->N), .nvec = Pp / W, .init_load = true };
+        ss.ph[0] = (rg_phase){ .A = Kr, .a_rs = 1, .a_ks = Np, .B = V, .b_ks = Pp, .K = L };
+        rg_gemm(g, &ss);
+        return;
+    }
 
-    /* Cumulative log2-decay in f64, 2^A_t, and V scaled by the decay to the chunk end. */
-    LLVMValueRef es_end = NULL;
-    if (decay) {
-        LLVMValueRef zero = cg_f64(c, 0.0);
-        cg_loop T;
-        cg_loop_begin(c, &T, rI(g, 0), rI(g, Cp), rI(g, 1), 1, &zero);
-        LLVMValueRef tl = T.iv;
-        LLVMValueRef ell = it->ell_h;
-        if (!ell) ell = rg_log2_decay(g, it, rmin(g, radd(g, c0, tl), rsub(g, it->seq, rI(g, 1))), NULL, -1);
-        ell = rsel(g, rcmp(g, LLVMIntSLT, tl, L), ell, cg_f32(c, 0.0));
-        LLVMValueRef a = rfadd(g, T.carried[0], LLVMBuildFPExt(RB(g), ell, c->t_f64, ""));
-        cg_store(c, a, dgep(g, Ad, tl), 8);
-        rstf(g, rg_exp2(g, LLVMBuildFPTrunc(RB(g), a, c->t_f32, "")), rfp(g, es, tl));
-        cg_loop_end(c, &T, &a);
-        LLVMValueRef a_end = T.carried[0];
-        es_end = rg_exp2(g, LLVMBuildFPTrunc(RB(g), a_end, c->t_f32, ""));
+    /* Cumulative log2-decay in f64 (and its largest magnitude), 2^A_t. */
+    LLVMValueRef init[2] = { cg_f64(c, 0.0), cg_f64(c, 0.0) };
+    cg_loop T;
+    cg_loop_begin(c, &T, rI(g, 0), rI(g, Cp), rI(g, 1), 2, init);
+    LLVMValueRef tl = T.iv;
+    LLVMValueRef ell = it->ell_h;
+    if (!ell) ell = rg_log2_decay(g, it, rmin(g, radd(g, c0, tl), rsub(g, it->seq, rI(g, 1))), NULL, -1);
+    ell = rsel(g, rcmp(g, LLVMIntSLT, tl, L), ell, cg_f32(c, 0.0));
+    LLVMValueRef a = rfadd(g, T.carried[0], LLVMBuildFPExt(RB(g), ell, c->t_f64, ""));
+    LLVMValueRef mag = cg_fmax(c, T.carried[1], cg_call_unary(c, "llvm.fabs", a));
+    cg_store(c, a, dgep(g, Ad, tl), 8);
+    rstf(g, rg_exp2_wide(g, rsel(g, LLVMBuildFCmp(RB(g), LLVMRealOLT, a, cg_f64(c, -126.0), ""), cg_f64(c, -126.0), a)),
+         rfp(g, es, tl));
+    LLVMValueRef nx[2] = { a, mag };
+    cg_loop_end(c, &T, nx);
+    LLVMValueRef a_end = T.carried[0];
+    LLVMValueRef factored = LLVMBuildFCmp(RB(g), LLVMRealOLE, T.carried[1], cg_f64(c, 100.0), "");
+    LLVMValueRef es_end = rg_exp2(g, LLVMBuildFPTrunc(RB(g), a_end, c->t_f32, ""));
+    /* Vd = V 2^(A_end - A_i) for the state; Vs = V 2^(-A_i) when factored. */
+    {
         cg_loop T2;
         cg_loop_begin(c, &T2, rI(g, 0), rI(g, Cp), rI(g, 1), 0, NULL);
-        LLVMValueRef d = rfsub(g, a_end, cg_load(c, c->t_f64, dgep(g, Ad, T2.iv), 8));
-        LLVMValueRef f = cg_splat(c, rg_exp2(g, LLVMBuildFPTrunc(RB(g), d, c->t_f32, "")));
+        LLVMValueRef ai = cg_load(c, c->t_f64, dgep(g, Ad, T2.iv), 8);
+        LLVMValueRef f = cg_splat(c, rg_exp2(g, LLVMBuildFPTrunc(RB(g), rfsub(g, a_end, ai), c->t_f32, "")));
+        LLVMValueRef fs = cg_splat(c, rg_exp2_wide(g, rsel(g, factored, LLVMBuildFNeg(RB(g), ai, ""), cg_f64(c, 0.0))));
         cg_loop E;
         cg_loop_begin(c, &E, rI(g, 0), rI(g, Pp), rI(g, W), 0, NULL);
         LLVMValueRef off = radd(g, rmul(g, T2.iv, rI(g, Pp)), E.iv);
-        cg_vstore(c, rfmul(g, cg_vload(c, rfp(g, V, off)), f), rfp(g, Vd, off));
+        LLVMValueRef v = cg_vload(c, rfp(g, V, off));
+        cg_vstore(c, rfmul(g, v, f), rfp(g, Vd, off));
+        cg_vstore(c, rfmul(g, v, fs), rfp(g, Vs, off));
         cg_loop_end(c, &E, NULL);
         cg_loop_end(c, &T2, NULL);
-        causal_mask(g, it, Sraw, Sc, Ad);
     }
-
-    /* O = 2^(A_t) (Q S_prev) + ScT^T V (keys <= t). */
-    LLVMValueRef P_ = decay ? Sc : Sraw;
-    rg_gemm_spec so = { .n_phases = 2, .Cm = O, .c_rs = Pp, .M = L, .nvec = Pp / W, .mid_scale = decay ? es : NULL };
-    so.ph[0] = (rg_phase){ .A = QT, .a_rs = 1, .a_ks = Cp, .B = S, .b_ks = Pp, .K = rI(g, g->N) };
-    so.ph[1] = (rg_phase){ .A = P_, .a_rs = 1, .a_ks = Cp, .B = V, .b_ks = Pp, .K = L, .causal = true };
-    rg_gemm(g, &so);
+    /* O = 2^(A_t) (Q S_prev + Sraw^T Vs), or 2^(A_t) (Q S_prev) + masked^T V. */
+    LLVMBasicBlockRef bf = cg_block(c, "factored"), bm = cg_block(c, "masked"), join = cg_block(c, "o_done");
+    LLVMBuildCondBr(RB(g), factored, bf, bm);
+    LLVMPositionBuilderAtEnd(RB(g), bf);
+    rg_gemm_spec sf = so;
+    sf.ph[1].B = Vs;
+    sf.post_scale = es;
+    rg_gemm(g, &sf);
+    LLVMBuildBr(RB(g), join);
+    LLVMPositionBuilderAtEnd(RB(g), bm);
+    causal_mask(g, it, Sraw, Sc, Ad);
+    rg_gemm_spec sm = so;
+    sm.ph[1].A = Sc;
+    sm.mid_scale = es;
+    rg_gemm(g, &sm);
+    LLVMBuildBr(RB(g), join);
+    LLVMPositionBuilderAtEnd(RB(g), join);
     store_outputs(g, it, c0, L);
 
     /* S = 2^(A_end) S + K^T (V 2^(A_end - A_i)). */
     rg_gemm_spec ss = { .n_phases = 1, .Cm = S, .c_rs = Pp, .M = rI(g, g->N), .nvec = Pp / W, .init_load = true,
                         .init_scale = es_end };
-    ss.ph[0] = (rg_phase){ .A = Kr, .a_rs = 1, .a_ks = Np, .B = decay ? Vd : V, .b_ks = Pp, .K = L };
+    ss.ph[0] = (rg_phase){ .A = Kr, .a_rs = 1, .a_ks = Np, .B = Vd, .b_ks = Pp, .K = L };
     rg_gemm(g, &ss);
 }
 
@@ -369,8 +403,7 @@ static void head_vector(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef 
     }
     stage_v(g, it, c0, L);
     LLVMValueRef a_end = dgep(g, Ar, rI(g, (int64_t)(Cp - 1) * Np));
-    /* Q scaled by 2^(A_t) (for Q S_prev); 2^(A_end) per key dim. */
-    scaled_transpose(g, Qr, Ar, NULL, QdT, rI(g, 0), rI(g, Cp));
+    /* 2^(A_end) per key dim. */
     {
         cg_loop AV;
         cg_loop_begin(c, &AV, rI(g, 0), rI(g, Np), rI(g, W), 0, NULL);
@@ -405,6 +438,18 @@ static void head_vector(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef 
     LLVMValueRef safe = LLVMBuildFCmp(RB(g), LLVMRealOGE, lo, cg_f64(c, -86.0), "");
     LLVMValueRef nrows = radd(g, Jc, rsel(g, safe, rI(g, sub), rI(g, 0)));
     scaled_transpose(g, Qr, Ar, ref, QtT, Jc, rI(g, sub));
+    /* Q 2^(A_t) (for Q S_prev) = Q 2^(A_t - B_J) 2^(B_J), the last factor <= 1. */
+    row_factor(g, fj, ref, zero_d);
+    {
+        cg_loop AR;
+        cg_loop_begin(c, &AR, rI(g, 0), rI(g, Np), rI(g, 1), 0, NULL);
+        LLVMValueRef f = cg_splat(c, rldf(g, rfp(g, fj, AR.iv)));
+        for (int v = 0; v < sub / W; v++) {
+            LLVMValueRef off = radd(g, radd(g, rmul(g, AR.iv, rI(g, Cp)), Jc), rI(g, (int64_t)v * W));
+            cg_vstore(c, rfmul(g, cg_vload(c, rfp(g, QtT, off)), f), rfp(g, QdT, off));
+        }
+        cg_loop_end(c, &AR, NULL);
+    }
     row_factor(g, fj, ref, ref_prev);
     scale_rows(g, Kx, fj, kx_rows);
     scaled_rows(g, Kr, Ar, ref, Kx, kx_rows, nrows);

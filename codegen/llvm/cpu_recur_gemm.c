@@ -64,9 +64,11 @@ static void block(rgen *g, const rg_gemm_spec *s, LLVMValueRef r0, int rows, LLV
         step(g, ph, Ab, Bb, R.iv, rows, nv, cur);
         cg_loop_end(c, &R, cur);
         for (int i = 0; i < n; i++) acc[i] = R.carried[i];
-        if (p == 0 && s->mid_scale) {
+        LLVMValueRef scale = p == 0 ? s->mid_scale : NULL;
+        if (p == s->n_phases - 1 && s->post_scale) scale = s->post_scale;
+        if (scale) {
             for (int r = 0; r < rows; r++) {
-                LLVMValueRef m = splat_load(g, rfp(g, s->mid_scale, radd(g, r0, rI(g, r))));
+                LLVMValueRef m = splat_load(g, rfp(g, scale, radd(g, r0, rI(g, r))));
                 for (int v = 0; v < nv; v++) acc[r * nv + v] = rfmul(g, acc[r * nv + v], m);
             }
         }
@@ -113,15 +115,16 @@ static void gemm_body(rgen *g, const rg_gemm_spec *s) {
  * parameters): smaller functions for the optimiser, and profiles that name them. */
 void rg_gemm(rgen *g, const rg_gemm_spec *s) {
     cg *c = &g->c;
-    enum { NP = 11 };
+    enum { NP = 12 };
     LLVMTypeRef pf = c->t_pf32, i64 = c->t_i64;
-    LLVMTypeRef pt[NP] = { pf, pf, i64, pf, pf, i64, pf, i64, c->t_f32, pf, pf };
+    LLVMTypeRef pt[NP] = { pf, pf, i64, pf, pf, i64, pf, i64, c->t_f32, pf, pf, pf };
     LLVMValueRef av[NP] = {
         s->ph[0].A, s->ph[0].B, s->ph[0].K,
         s->n_phases > 1 ? s->ph[1].A : LLVMConstNull(pf), s->n_phases > 1 ? s->ph[1].B : LLVMConstNull(pf),
         s->n_phases > 1 ? s->ph[1].K : rI(g, 0),
         s->Cm, s->M, s->init_scale ? s->init_scale : cg_f32(c, 1.0),
-        s->init_scale_rows ? s->init_scale_rows : LLVMConstNull(pf), s->mid_scale ? s->mid_scale : LLVMConstNull(pf) };
+        s->init_scale_rows ? s->init_scale_rows : LLVMConstNull(pf), s->mid_scale ? s->mid_scale : LLVMConstNull(pf),
+        s->post_scale ? s->post_scale : LLVMConstNull(pf) };
     char name[32];
     snprintf(name, sizeof name, "gemm%d", g->n_gemm++);
     LLVMValueRef fn = cg_function(c, name, c->t_void, pt, NP, false);
@@ -146,6 +149,7 @@ void rg_gemm(rgen *g, const rg_gemm_spec *s) {
     in.init_scale = s->init_scale ? LLVMGetParam(fn, 8) : NULL;
     in.init_scale_rows = s->init_scale_rows ? LLVMGetParam(fn, 9) : NULL;
     in.mid_scale = s->mid_scale ? LLVMGetParam(fn, 10) : NULL;
+    in.post_scale = s->post_scale ? LLVMGetParam(fn, 11) : NULL;
     gemm_body(g, &in);
     LLVMBuildRetVoid(RB(g));
     c->fn = caller;

@@ -40,7 +40,7 @@ typedef struct rgen {
      * states of the item's heads, SF floats each. */
     int64_t T, SF;
     int64_t o_zero, o_q, o_k, o_v, o_lam, o_orow, o_w;
-    int64_t o_QT, o_Kr, o_V, o_Vd, o_Sc, o_Sraw, o_O, o_A, o_es;
+    int64_t o_QT, o_Kr, o_V, o_Vd, o_Vs, o_Sc, o_Sraw, o_O, o_A, o_es;
     int64_t o_Qr, o_fj, o_Ar, o_QdT, o_Kx, o_QtT, o_esr;
 } rgen;
 
@@ -115,6 +115,10 @@ LLVMValueRef rg_feature(rgen *g, LLVMValueRef x);
 LLVMValueRef rg_log2_decay(rgen *g, const ritem *it, LLVMValueRef t, LLVMValueRef kidx, int lanes);
 /* 2^x for x <= 0 (the decay factors), float or vector. */
 LLVMValueRef rg_exp2(rgen *g, LLVMValueRef x);
+/* 2^x for a double x (scalar or W lanes) in [-126, 126] as float, to ~2e-7 relative
+ * whatever |x|: the integer part goes to the exponent exactly, only the fraction is
+ * rounded to float. */
+LLVMValueRef rg_exp2_wide(rgen *g, LLVMValueRef x);
 /* Horizontal sum of a vector. */
 LLVMValueRef rg_hsum(rgen *g, LLVMValueRef v);
 /* W vectors transposed in place (rows[j] lane i <- rows[i] lane j). */
@@ -151,6 +155,7 @@ typedef struct rg_gemm_spec {
     LLVMValueRef init_scale;        /* ... times this float (or NULL) ... */
     LLVMValueRef init_scale_rows;   /* ... or times init_scale_rows[row] (float*) */
     LLVMValueRef mid_scale;         /* after phase 0: row r times mid_scale[r] (float*), or NULL */
+    LLVMValueRef post_scale;        /* after the last phase: row r times post_scale[r], or NULL */
 } rg_gemm_spec;
 void rg_gemm(rgen *g, const rg_gemm_spec *s);
 

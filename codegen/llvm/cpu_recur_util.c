@@ -358,6 +358,17 @@ LLVMValueRef rg_log2_decay(rgen *g, const ritem *it, LLVMValueRef t, LLVMValueRe
 
 LLVMValueRef rg_exp2(rgen *g, LLVMValueRef x) { return vm_exp2_softmax(&g->c, x); }
 
+LLVMValueRef rg_exp2_wide(rgen *g, LLVMValueRef x) {
+    cg *c = &g->c;
+    bool vec = cg_is_vec(x);
+    LLVMValueRef n = cg_call_unary(c, "llvm.nearbyint", x);
+    LLVMValueRef r = LLVMBuildFPTrunc(RB(g), rfsub(g, x, n), vec ? c->t_vf : c->t_f32, "");
+    LLVMValueRef ni = LLVMBuildFPToSI(RB(g), n, vec ? c->t_vi32 : c->t_i32, "");
+    LLVMValueRef bits = LLVMBuildShl(RB(g), LLVMBuildAdd(RB(g), ni, cg_like(c, ni, cg_i32(c, 127)), ""),
+                                     cg_like(c, ni, cg_i32(c, 23)), "");
+    return rfmul(g, rg_exp2(g, r), LLVMBuildBitCast(RB(g), bits, vec ? c->t_vf : c->t_f32, ""));
+}
+
 LLVMValueRef rg_hsum(rgen *g, LLVMValueRef v) {
     cg *c = &g->c;
     for (int w = g->W / 2; w >= 1; w /= 2) {
