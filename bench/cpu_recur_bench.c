@@ -4,7 +4,7 @@
  *                       measured in this run as /work/shared/tools/cpu-peak.c does
  *   recur_prefill       length 8192: the chunkwise form and the sequential scan (the
  *                       interpreter's order of operations, compiled by the same backend),
- *                       tokens/s, GB/s of tensors read and written, and for the chunkwise
+ *                       tokens/s, GB/s of tensors read and written (inputs, o, state_out), and for the chunkwise
  *                       form its FLOP count and % of the FMA peak. FLOPs per token:
  *                       (C + 1) d_k per set of scores (one per group of heads sharing q and
  *                       k; one per head with a decay per key dim) plus, per head,
@@ -12,7 +12,9 @@
  *                       normalize): the causal halves of Q K^T and P V plus the chunk-state
  *                       products Q S and K^T V (masks, exps and padding not counted). The
  *                       scan's FLOPs, 5 d_k d_v' per token and head, for comparison
- *   recur_speedup       chunkwise tokens/s over scan tokens/s
+ *   recur_speedup       chunkwise tokens/s over scan tokens/s, and over the literal form
+ *                       (the interpreter's loop nests as scalar IR through the same O3: its
+ *                       output sums are dependent chains O3 may not reorder)
  *   recur_decode        one token per sequence, state_in -> state_out in place: tokens/s
  *                       and GB/s (state read + written, plus q, k, v, o), at a batch whose
  *                       states stay in L3 (read_bw is DRAM's, so % above 100 there) and at
@@ -285,10 +287,11 @@ static void bench_kernel(const char *label, ir_kernel *k, int64_t seq, int64_t d
     bufs b;
     bufs_make(&b, k, 1, seq, false);
     for (int th = 1; th <= 2; th++) {
-        bool ok1, ok2;
+        bool ok1, ok2, ok3;
         double tc = time_launch(ck, k, th, CPU_RECUR_CHUNK, 1, seq, &b, quick ? 0.3 : 1.5, &ok1);
         double ts = time_launch(ck, k, th, CPU_RECUR_SCAN, 1, seq, &b, quick ? 0.3 : 1.5, &ok2);
-        if (!ok1 || !ok2) continue;
+        double tl = time_launch(ck, k, th, CPU_RECUR_LITERAL, 1, seq, &b, quick ? 0.3 : 1.5, &ok3);
+        if (!ok1 || !ok2 || !ok3) continue;
         double gbytes = (double)(b.bytes + b.state_bytes) / 1e9;
         double pct = g_peak[th] > 0 ? 100.0 * flops / tc / 1e9 / g_peak[th] : 0;
         emit("{\"bench\": \"recur_prefill\", \"kernel\": \"%s\", \"dtype\": \"%s\", \"form\": \"chunk\", \"threads\": %d, "
@@ -302,29 +305,32 @@ static void bench_kernel(const char *label, ir_kernel *k, int64_t seq, int64_t d
              "\"scan_pct_peak\": %.1f}",
              label, dtype_name(k->dtype), th, (long long)seq, ts * 1e3, (double)seq / ts, gbytes / ts, sflops / ts / 1e9,
              g_peak[th] > 0 ? 100.0 * sflops / ts / 1e9 / g_peak[th] : 0);
+        emit("{\"bench\": \"recur_prefill\", \"kernel\": \"%s\", \"dtype\": \"%s\", \"form\": \"literal\", \"threads\": %d, "
+             "\"seq\": %lld, \"ms\": %.2f, \"tokens_per_s\": %.0f, \"gbps\": %.2f}",
+             label, dtype_name(k->dtype), th, (long long)seq, tl * 1e3, (double)seq / tl, gbytes / tl);
         emit("{\"bench\": \"recur_speedup\", \"kernel\": \"%s\", \"threads\": %d, \"chunk_over_scan\": %.2f, "
-             "\"target\": 10, \"pct_peak\": %.1f, \"pct_target\": 40}",
-             label, th, ts / tc, pct);
+             "\"chunk_over_literal\": %.2f, \"target\": 10, \"pct_peak\": %.1f, \"pct_target\": 40}",
+             label, th, ts / tc, tl / tc, pct);
     }
     bufs_free(&b);
     /* Decode: one token for decode_batch sequences (states in L3) and 8x as many (states
      * from DRAM), state updated in place. */
     for (int big = 0; big < 2; big++) {
-    int64_t db = big ? 8 * decode_batch : decode_batch;
-    bufs d;
-    bufs_make(&d, k, db, 1, true);
-    for (int th = 1; th <= 2; th++) {
-        bool ok;
-        double t = time_launch(ck, k, th, CPU_RECUR_AUTO, db, 1, &d, quick ? 0.2 : 0.8, &ok);
-        if (!ok) continue;
-        /* state_bytes counts state_in and state_out: the state read once, written once. */
-        double gbytes = (double)(d.bytes + d.state_bytes) / 1e9;
-        emit("{\"bench\": \"recur_decode\", \"kernel\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"batch\": %lld, "
-             "\"state_mb\": %.1f, \"us\": %.1f, \"tokens_per_s\": %.0f, \"gbps\": %.2f, \"pct_read_bw\": %.0f}",
-             label, dtype_name(k->dtype), th, (long long)db, d.state_bytes / 2e6, t * 1e6, db / t,
-             gbytes / t, g_bw[th] > 0 ? 100.0 * gbytes / t / g_bw[th] : 0);
-    }
-    bufs_free(&d);
+        int64_t db = big ? 8 * decode_batch : decode_batch;
+        bufs d;
+        bufs_make(&d, k, db, 1, true);
+        for (int th = 1; th <= 2; th++) {
+            bool ok;
+            double t = time_launch(ck, k, th, CPU_RECUR_AUTO, db, 1, &d, quick ? 0.2 : 0.8, &ok);
+            if (!ok) continue;
+            /* state_bytes counts state_in and state_out: the state read once, written once. */
+            double gbytes = (double)(d.bytes + d.state_bytes) / 1e9;
+            emit("{\"bench\": \"recur_decode\", \"kernel\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"batch\": %lld, "
+                 "\"state_mb\": %.1f, \"us\": %.1f, \"tokens_per_s\": %.0f, \"gbps\": %.2f, \"pct_read_bw\": %.0f}",
+                 label, dtype_name(k->dtype), th, (long long)db, d.state_bytes / 2e6, t * 1e6, db / t,
+                 gbytes / t, g_bw[th] > 0 ? 100.0 * gbytes / t / g_bw[th] : 0);
+        }
+        bufs_free(&d);
     }
     cpu_recur_free(ck);
 }

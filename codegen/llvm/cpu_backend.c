@@ -14,6 +14,7 @@
 #include <llvm-c/Core.h>
 #include <llvm-c/Orc.h>
 #include "codegen/llvm/cpu_kernel.h"
+#include "codegen/llvm/cpu_recur.h"
 #include "codegen/llvm/cpu_runtime.h"
 #include "ir/signature.h"
 #include "runtime/llvm/cpu_jit.h"
@@ -52,11 +53,18 @@ static double now_ms(void) {
 
 /* ---------------------------------------------------------------- IR text and objects */
 
+/* The one place that picks the skeleton family: softmax attention or a recurrence. */
+static LLVMModuleRef emit_module(const ir_kernel *k, const cpu_target *t, LLVMContextRef ctx, char *err,
+                                 size_t errlen) {
+    if (k->family == IR_RECURRENCE) return cpu_recur_emit(k, t, ctx, err, errlen);
+    return cpu_kernel_emit(k, t, ctx, err, errlen);
+}
+
 bool cpu_emit_llvm_ir(const ir_kernel *k, FILE *out, char *err, size_t errlen) {
     cpu_target t;
     if (!cpu_target_host(&t, err, errlen)) return false;
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef m = cpu_kernel_emit(k, &t, ctx, err, errlen);
+    LLVMModuleRef m = emit_module(k, &t, ctx, err, errlen);
     if (!m) {
         LLVMContextDispose(ctx);
         return false;
@@ -103,8 +111,8 @@ void cpu_write_header(const ir_kernel *k, const cpu_target *t, FILE *out) {
             fn, fn, fn, fn, fn);
     int64_t tb = 0, sb = 0;
     int ppi = 1;
-    cpu_kernel_workspace_terms(k, t, &tb, &sb, &ppi);
-    fprintf(out,
+    if (k->family == IR_SOFTMAX) cpu_kernel_workspace_terms(k, t, &tb, &sb, &ppi);
+    if (k->family == IR_SOFTMAX) fprintf(out,
             "/* Workspace = n_threads x %lld bytes (per-thread scratch)\n"
             " *   + RoPE tables (with RoPE: (ceil(seq_k'/96) + 96) x pairs x 8 bytes, or batch x seq_k x\n"
             " *     pairs x 8 with explicit positions, x3 for ReRoPE)\n"
@@ -149,7 +157,7 @@ bool cpu_build_for(const ir_kernel *k, const cpu_target *t, const char *out_dir,
         return false;
     }
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef m = cpu_kernel_emit(k, t, ctx, err, errlen);
+    LLVMModuleRef m = emit_module(k, t, ctx, err, errlen);
     bool ok = m != NULL;
     size_t plen = strlen(out_dir) + strlen(k->name) + 8;
     char *path = malloc(plen);
@@ -200,7 +208,7 @@ cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *target, doub
     double t0 = now_ms();
     cpu_target t = *target;
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef m = cpu_kernel_emit(k, &t, LLVMOrcThreadSafeContextGetContext(tsc), err, errlen);
+    LLVMModuleRef m = emit_module(k, &t, LLVMOrcThreadSafeContextGetContext(tsc), err, errlen);
     if (!m || !cpu_optimize_module(m, &t, err, errlen)) {
         if (m) LLVMDisposeModule(m);
         LLVMOrcDisposeThreadSafeContext(tsc);
@@ -352,6 +360,12 @@ bool cpu_launch(cpu_compiled *ck, const ir_kernel *k, int n_threads, int64_t bat
             a->t[s].data = tmp_data[which];
             continue;
         }
+        if (t->dtype != sig[s].dtype) {   /* only o and lse are widened from the kernel's dtype */
+            snprintf(err, errlen, "tensor '%s': the cpu target writes it as %s, not %s", sig[s].name,
+                     attnc_dtype_name(sig[s].dtype), attnc_dtype_name(t->dtype));
+            ok = false;
+            break;
+        }
         a->t[s].data = t->data;
         memcpy(a->t[s].strides, t->strides, sizeof a->t[s].strides);
     }
@@ -428,7 +442,7 @@ bool cpu_run(const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
              attnc_tensor *tensors, int n_tensors, char *err, size_t errlen) {
     cpu_target t;
     if (!cpu_target_host(&t, err, errlen)) return false;
-    const char *why = cpu_kernel_unsupported(k, &t);
+    const char *why = k->family == IR_RECURRENCE ? cpu_recur_unsupported(k, &t) : cpu_kernel_unsupported(k, &t);
     if (why) {
         snprintf(err, errlen, "kernel '%s': %s", k->name, why);
         return false;

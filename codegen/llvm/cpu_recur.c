@@ -1,5 +1,5 @@
 /* Recurrence kernels for the CPU (see cpu_recur.h): the module, its exports, and the work
- * item that runs one (batch row, head) through a sequence.
+ * item that runs a batch row's block of heads through the sequence.
  *
  * Work items are (batch row, block of heads), independent (each head carries its own
  * state through the chunks in order), scheduled dynamically by the pool in phase 1: all
@@ -11,9 +11,9 @@
  * are contiguous.
  *
  * Workspace: n_threads x (T floats of chunk scratch, fixed by the dims and chunk: about
- * 3 C d_k + 4 C d_v + 2 C^2 floats for scalar decays, 7 C d_k + 3 C d_v + C^2 for decays
- * per key dim; plus d_k x d_v' floats per head of the item). Nothing else is allocated
- * per launch. */
+ * 2 C d_k + 4 C d_v' + 2 C^2 floats for scalar decays, 7 C d_k + 2 C d_v' + C^2 for decays
+ * per key dim, d_v' = d_v (+1 with normalize); plus d_k x d_v' floats per head of the
+ * item). Nothing else is allocated per launch. */
 #include <stdio.h>
 #include <string.h>
 #include <llvm-c/Analysis.h>
@@ -78,7 +78,6 @@ static void configure(rgen *g, const ir_kernel *k, const cpu_target *t) {
     g->EB = t->lanes >= 16 ? 8 : 4;
     g->chunked = k->decay_kind != IR_DECAY_STATE;
     g->vdecay = k->decay_kind == IR_DECAY_KEY_VECTOR;
-    g->sdecay = k->decay_kind == IR_DECAY_HEAD || k->decay_kind == IR_DECAY_TOKEN_HEAD;
     g->lam_table = k->decay_kind == IR_DECAY_STATE && !reads_axis(k, k->decay, IR_AXIS_TOKEN);
     int64_t off = 0;
 #define TAKE(field, n) do { g->field = off; off += rup((n), 16); } while (0)
@@ -90,6 +89,7 @@ static void configure(rgen *g, const ir_kernel *k, const cpu_target *t) {
     TAKE(o_lam, k->decay_kind == IR_DECAY_STATE ? Np * Pp : Np);
     TAKE(o_orow, Pp);
     TAKE(o_w, Np);
+    TAKE(o_lit, Np * Pp);
     if (g->chunked) {
         TAKE(o_Kr, Cp * Np);
         TAKE(o_V, Cp * Pp);
@@ -353,11 +353,11 @@ static LLVMValueRef emit_head_fn(rgen *g) {
 }
 
 /* void scan(A, ST, b, h, X, t0, t1, srcS, srcRS, srcZ, srcZS, dstS, dstRS, dstZ, dstZS) */
-static LLVMValueRef emit_scan_fn(rgen *g) {
+static LLVMValueRef emit_scan_fn(rgen *g, bool literal) {
     cg *c = &g->c;
     LLVMTypeRef ex[10] = { c->t_i64, c->t_i64, c->t_pf32, c->t_i64, c->t_pf32, c->t_i64,
                            c->t_pf32, c->t_i64, c->t_pf32, c->t_i64 };
-    LLVMValueRef fn = item_function(g, "scan", 10, ex);
+    LLVMValueRef fn = item_function(g, literal ? "scan_literal" : "scan", 10, ex);
     begin_fn(g, fn);
     ritem it;
     prologue(g, &it);
@@ -374,7 +374,7 @@ static LLVMValueRef emit_scan_fn(rgen *g) {
     }
     rg_state_ref src = { param(g, 7), param(g, 8), param(g, 9), param(g, 10) };
     rg_state_ref dst = { param(g, 11), param(g, 12), param(g, 13), param(g, 14) };
-    rg_scan(g, &it, param(g, 5), param(g, 6), &src, &dst);
+    rg_scan(g, &it, param(g, 5), param(g, 6), &src, &dst, literal);
     LLVMBuildRetVoid(RB(g));
     return fn;
 }
@@ -390,7 +390,7 @@ static LLVMValueRef fptr_at(rgen *g, LLVMValueRef base_i8, LLVMValueRef off) {
 }
 
 typedef struct item_fns {
-    LLVMValueRef stage, head, scan;
+    LLVMValueRef stage, head, scan, scan_literal;
 } item_fns;
 
 /* A loop over the item's heads [h0, h1): hh, and its state in scratch. */
@@ -413,12 +413,13 @@ static void heads_end(rgen *g, head_loop *hl) { cg_loop_end(&g->c, &hl->L, NULL)
 static LLVMValueRef scratch_z(rgen *g, LLVMValueRef S) { return rfpc(g, S, g->P); }
 
 /* The step form over [t0, seq) for every head, on the scratch states. */
-static void scan_scratch(rgen *g, const ritem *it, LLVMValueRef h0, LLVMValueRef h1, const item_fns *f, LLVMValueRef t0) {
+static void scan_scratch(rgen *g, const ritem *it, LLVMValueRef h0, LLVMValueRef h1, LLVMValueRef scan_fn,
+                         LLVMValueRef t0) {
     head_loop hl;
     heads_begin(g, it, h0, h1, &hl);
     LLVMValueRef pp = rI(g, g->Pp), Z = scratch_z(g, hl.S);
     LLVMValueRef sa[15] = { it->A, it->ST, it->b, hl.hh, it->X, t0, it->seq, hl.S, pp, Z, pp, hl.S, pp, Z, pp };
-    call(g, f->scan, sa, 15);
+    call(g, scan_fn, sa, 15);
     heads_end(g, &hl);
 }
 
@@ -449,7 +450,7 @@ static void chunk_path(rgen *g, const ritem *it, LLVMValueRef h0, LLVMValueRef h
     cg_loop_end(c, &CH, NULL);
     LLVMValueRef t0 = rmin(g, rmul(g, nch, rI(g, g->C)), seq);
     LLVMBasicBlockRef jt = cg_if_begin(c, rcmp(g, LLVMIntSLT, t0, seq));
-    scan_scratch(g, it, h0, h1, f, t0);
+    scan_scratch(g, it, h0, h1, f->scan, t0);
     cg_if_end(c, jt);
     heads_begin(g, it, h0, h1, &hl);
     store_state(g, &hl.it, hl.S);
@@ -457,8 +458,9 @@ static void chunk_path(rgen *g, const ritem *it, LLVMValueRef h0, LLVMValueRef h
 }
 
 /* The step form alone, head by head: straight from state_in to state_out when their
- * rows are contiguous (decode), else through scratch. */
-static void step_path(rgen *g, const ritem *it, LLVMValueRef h0, LLVMValueRef h1, const item_fns *f) {
+ * rows are contiguous (decode), else through scratch (always for the literal form). */
+static void step_path(rgen *g, const ritem *it, LLVMValueRef h0, LLVMValueRef h1, const item_fns *f,
+                      LLVMValueRef literal) {
     cg *c = &g->c;
     const ir_kernel *k = g->k;
     int si = g->s_state_in, so = g->s_state_out;
@@ -467,6 +469,7 @@ static void step_path(rgen *g, const ritem *it, LLVMValueRef h0, LLVMValueRef h1
     LLVMValueRef in_ok = LLVMBuildOr(RB(g), si_null, rcmp(g, LLVMIntEQ, rg_stride(g, it, si, 3), rI(g, 1)), "");
     LLVMValueRef out_ok = LLVMBuildOr(RB(g), so_null, rcmp(g, LLVMIntEQ, rg_stride(g, it, so, 3), rI(g, 1)), "");
     LLVMValueRef direct = LLVMBuildAnd(RB(g), LLVMBuildAnd(RB(g), in_ok, out_ok, ""), rcmp(g, LLVMIntSGT, seq, rI(g, 0)), "");
+    direct = LLVMBuildAnd(RB(g), direct, LLVMBuildNot(RB(g), literal, ""), "");
     LLVMBasicBlockRef b_direct = cg_block(c, "direct"), b_via = cg_block(c, "via_scratch"), b_done = cg_block(c, "step_done");
     LLVMBuildCondBr(RB(g), direct, b_direct, b_via);
     LLVMPositionBuilderAtEnd(RB(g), b_direct);
@@ -499,7 +502,15 @@ static void step_path(rgen *g, const ritem *it, LLVMValueRef h0, LLVMValueRef h1
         heads_begin(g, it, h0, h1, &hl);
         load_state(g, &hl.it, hl.S);
         heads_end(g, &hl);
-        scan_scratch(g, it, h0, h1, f, rI(g, 0));
+        LLVMBasicBlockRef bl = cg_block(c, "literal"), bn = cg_block(c, "vectorised"), bj = cg_block(c, "scanned");
+        LLVMBuildCondBr(RB(g), literal, bl, bn);
+        LLVMPositionBuilderAtEnd(RB(g), bl);
+        scan_scratch(g, it, h0, h1, f->scan_literal, rI(g, 0));
+        LLVMBuildBr(RB(g), bj);
+        LLVMPositionBuilderAtEnd(RB(g), bn);
+        scan_scratch(g, it, h0, h1, f->scan, rI(g, 0));
+        LLVMBuildBr(RB(g), bj);
+        LLVMPositionBuilderAtEnd(RB(g), bj);
         heads_begin(g, it, h0, h1, &hl);
         store_state(g, &hl.it, hl.S);
         heads_end(g, &hl);
@@ -530,7 +541,8 @@ static LLVMValueRef emit_item_fn(rgen *g, const item_fns *f) {
                                         rcmp(g, LLVMIntSGT, tail, rI(g, 0)), "");
         nch = radd(g, nfull, LLVMBuildZExt(RB(g), pad, c->t_i64, ""));
         LLVMValueRef is_scan = LLVMBuildICmp(RB(g), LLVMIntEQ, form, cg_i32(c, CPU_RECUR_SCAN), "");
-        nch = rsel(g, is_scan, rI(g, 0), nch);
+        LLVMValueRef is_lit = LLVMBuildICmp(RB(g), LLVMIntEQ, form, cg_i32(c, CPU_RECUR_LITERAL), "");
+        nch = rsel(g, LLVMBuildOr(RB(g), is_scan, is_lit, ""), rI(g, 0), nch);
     }
     LLVMBasicBlockRef b_chunks = cg_block(c, "chunks"), b_step = cg_block(c, "step"), b_done = cg_block(c, "done");
     LLVMBuildCondBr(RB(g), rcmp(g, LLVMIntSGT, nch, rI(g, 0)), b_chunks, b_step);
@@ -542,7 +554,7 @@ static LLVMValueRef emit_item_fn(rgen *g, const item_fns *f) {
         LLVMBuildUnreachable(RB(g));   /* nch is 0 without the chunkwise form */
     }
     LLVMPositionBuilderAtEnd(RB(g), b_step);
-    step_path(g, &it, h0, h1, f);
+    step_path(g, &it, h0, h1, f, LLVMBuildICmp(RB(g), LLVMIntEQ, form, cg_i32(c, CPU_RECUR_LITERAL), ""));
     LLVMBuildBr(RB(g), b_done);
     LLVMPositionBuilderAtEnd(RB(g), b_done);
     LLVMBuildRetVoid(RB(g));
@@ -573,15 +585,16 @@ static LLVMValueRef n_threads(rgen *g, LLVMValueRef A) {
 }
 
 /* How heads are split into items: one item per batch row takes all heads (q and k
- * staged once per group, rows of neighbouring heads read together); with several threads
- * and few rows, blocks of heads instead, about two items per thread. */
+ * staged once per group, rows of neighbouring heads read together); with more threads
+ * than rows, blocks of heads, one item per thread (smaller blocks would stage q and k
+ * once per block: measured slower at 2 threads than the imbalance they avoid). */
 typedef struct plan {
     LLVMValueRef nb, hpi;           /* head blocks per row, heads per block */
 } plan;
 
 static plan make_plan(rgen *g, LLVMValueRef A) {
     LLVMValueRef NT = n_threads(g, A), B = rmax(g, afield(g, A, 0, g->c.t_i64), rI(g, 1));
-    LLVMValueRef want = rdiv(g, radd(g, rmul(g, NT, rI(g, 2)), rsub(g, B, rI(g, 1))), B);
+    LLVMValueRef want = rdiv(g, radd(g, NT, rsub(g, B, rI(g, 1))), B);
     LLVMValueRef nb = rsel(g, rcmp(g, LLVMIntSLE, NT, rI(g, 1)), rI(g, 1), rmin(g, want, rI(g, g->H)));
     nb = rmax(g, nb, rI(g, 1));
     LLVMValueRef hpi = rdiv(g, radd(g, rI(g, g->H), rsub(g, nb, rI(g, 1))), nb);
@@ -756,7 +769,8 @@ LLVMModuleRef cpu_recur_emit(const ir_kernel *k, const cpu_target *t, LLVMContex
     g->t_vd = LLVMVectorType(c->t_f64, (unsigned)g->W);
 
     /* Per-element decays have no chunkwise form: their items always take the step form. */
-    item_fns f = { g->chunked ? emit_stage_fn(g) : NULL, g->chunked ? emit_head_fn(g) : NULL, emit_scan_fn(g) };
+    item_fns f = { g->chunked ? emit_stage_fn(g) : NULL, g->chunked ? emit_head_fn(g) : NULL, emit_scan_fn(g, false),
+                   emit_scan_fn(g, true) };
     emit_exports(g, emit_item_fn(g, &f));
     cg_dispose(c);
     arena_free(&g->ar);

@@ -7,7 +7,9 @@
  * Forms (cpu_args.flags): AUTO picks the chunkwise parallel form for whole chunks and
  * finishes a short tail (and any run shorter than half a chunk, e.g. a decode step) with
  * the recurrent step; SCAN runs the recurrent step token by token (the interpreter's order
- * of operations); CHUNK runs every chunk, the last one zero-padded, in the chunkwise form.
+ * of operations, vectorised along v); CHUNK runs every chunk, the last one zero-padded, in
+ * the chunkwise form; LITERAL runs the interpreter's loop nests as scalar code (a
+ * benchmark baseline: what compiling the interpreter's loops gives).
  * Decays per state element (Mamba-1, S4D) always use the step form. */
 #ifndef ATTNC_CPU_RECUR_H
 #define ATTNC_CPU_RECUR_H
@@ -19,7 +21,7 @@
 #include "attnc/tensor.h"
 #include "codegen/llvm/cpu_target.h"
 
-enum { CPU_RECUR_AUTO = 0, CPU_RECUR_SCAN = 1, CPU_RECUR_CHUNK = 2 };
+enum { CPU_RECUR_AUTO = 0, CPU_RECUR_SCAN = 1, CPU_RECUR_CHUNK = 2, CPU_RECUR_LITERAL = 3 };
 
 /* Why a recurrence cannot be compiled for this CPU (NULL when it can). */
 const char *cpu_recur_unsupported(const ir_kernel *k, const cpu_target *t);
@@ -49,6 +51,10 @@ void cpu_recur_free(cpu_recur_compiled *ck);
  * may be the same buffer (the update is then in place). */
 bool cpu_recur_launch(cpu_recur_compiled *ck, const ir_kernel *k, int n_threads, int form, int64_t batch,
                       int64_t seq, attnc_tensor *tensors, int n_tensors, char *err, size_t errlen);
+/* The same through the exported single-threaded driver attnc_NAME(args) (what a program
+ * linking `attnc build`'s object calls), which allocates its own workspace. */
+bool cpu_recur_call_driver(cpu_recur_compiled *ck, const ir_kernel *k, int form, int64_t batch, int64_t seq,
+                           attnc_tensor *tensors, int n_tensors, char *err, size_t errlen);
 /* One-shot: compile, launch (AUTO), free. Same signature as cpu_run. */
 bool cpu_recur_run(const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
                    attnc_tensor *tensors, int n_tensors, char *err, size_t errlen);

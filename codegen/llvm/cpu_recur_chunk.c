@@ -1,6 +1,7 @@
 /* One chunk of the chunkwise parallel form (tokens [c0, c0 + L), L <= C; rows past L are
  * zero padding with decay 1), in two parts: what the heads of a group share (q and k,
- * staged once; for scalar decays also the raw scores), then each head. With A_t the cumulative log2-decay from the chunk start:
+ * staged once; for scalar decays also the raw scores), then each head. With A_t the
+ * cumulative log2-decay from the chunk start:
  *   O_t   = 2^(A_t) (q_t S_prev) + sum_{i<=t} (q_t . k_i) 2^(A_t - A_i) v_i
  *   S_new = 2^(A_end) S_prev + sum_i k_i^T 2^(A_end - A_i) v_i
  * Scalar decays (none / per head / per token and head): ScT = K Q^T on the causal half,
@@ -144,10 +145,9 @@ static void store_outputs(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRe
 
 /* dst[i][t] = src[i][t] * 2^(A_t - A_i) for t >= i (no factor when A is NULL), 0 for
  * t < i; dst may be src. */
-static void causal_mask(rgen *g, const ritem *it, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef Ad) {
+static void causal_mask(rgen *g, LLVMValueRef src, LLVMValueRef dst, LLVMValueRef Ad) {
     cg *c = &g->c;
     int W = g->W, Cp = g->Cpad;
-    (void)it;
     cg_loop I;
     cg_loop_begin(c, &I, rI(g, 0), rI(g, Cp), rI(g, 1), 0, NULL);
     LLVMValueRef i = I.iv, srow = rfp(g, src, rmul(g, i, rI(g, Cp))), drow = rfp(g, dst, rmul(g, i, rI(g, Cp)));
@@ -169,8 +169,8 @@ static void causal_mask(rgen *g, const ritem *it, LLVMValueRef src, LLVMValueRef
 }
 
 /* Shared by the heads of a group: Q^T (W x W blocks transposed in registers), K rows, and
- * the raw scores Sraw[i][t] = k_i . q_t for t >= i (whole vectors from the tile's first
- * row on; without a decay, the part below the diagonal is zeroed here once). */
+ * the raw scores Sraw[i][t] = k_i . q_t for t >= i, 0 below (the GEMM computes whole
+ * vectors from the tile's first row on; the mask pass zeroes what lies below). */
 static void stage_scalar(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef L) {
     cg *c = &g->c;
     int W = g->W, Cp = g->Cpad, Np = g->Npad;
@@ -195,7 +195,7 @@ static void stage_scalar(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef
     rg_gemm_spec sc = { .n_phases = 1, .Cm = Sraw, .c_rs = Cp, .M = rI(g, Cp), .nvec = Cp / W, .causal_cols = true };
     sc.ph[0] = (rg_phase){ .A = Kr, .a_rs = Np, .a_ks = 1, .B = QT, .b_ks = Cp, .K = rI(g, g->N) };
     rg_gemm(g, &sc);
-    causal_mask(g, it, Sraw, Sraw, NULL);
+    causal_mask(g, Sraw, Sraw, NULL);
 }
 
 /* Per head: V, the decay, O and the new state. With a decay, the intra-chunk weights
@@ -270,7 +270,7 @@ static void head_scalar(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef 
     rg_gemm(g, &sf);
     LLVMBuildBr(RB(g), join);
     LLVMPositionBuilderAtEnd(RB(g), bm);
-    causal_mask(g, it, Sraw, Sc, Ad);
+    causal_mask(g, Sraw, Sc, Ad);
     rg_gemm_spec sm = so;
     sm.ph[1].A = Sc;
     sm.mid_scale = es;
@@ -289,7 +289,7 @@ static void head_scalar(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef 
 /* ---------------------------------------------------------------- decay per key dim */
 
 /* dst rows (W x W blocks, transposed) of src rows [t0, t0 + n) scaled by 2^(Ar[t] - ref):
- * dstT[a][t] = src[t][a] * 2^(Ar[t][a] - ref[a]); ref NULL means 0. */
+ * dstT[a][t] = src[t][a] * 2^(Ar[t][a] - ref[a]). */
 static void scaled_transpose(rgen *g, LLVMValueRef src, LLVMValueRef Ar, LLVMValueRef ref, LLVMValueRef dstT,
                              LLVMValueRef t0, LLVMValueRef n) {
     cg *c = &g->c;
@@ -299,11 +299,10 @@ static void scaled_transpose(rgen *g, LLVMValueRef src, LLVMValueRef Ar, LLVMVal
     cg_loop AV;
     cg_loop_begin(c, &AV, rI(g, 0), rI(g, Np), rI(g, W), 0, NULL);
     LLVMValueRef rows[64];
-    LLVMValueRef r = ref ? ld_vd(g, dgep(g, ref, AV.iv)) : NULL;
+    LLVMValueRef r = ld_vd(g, dgep(g, ref, AV.iv));
     for (int j = 0; j < W; j++) {
         LLVMValueRef off = radd(g, rmul(g, radd(g, TB.iv, rI(g, j)), rI(g, Np)), AV.iv);
-        LLVMValueRef d = ld_vd(g, dgep(g, Ar, off));
-        if (r) d = rfsub(g, d, r);
+        LLVMValueRef d = rfsub(g, ld_vd(g, dgep(g, Ar, off)), r);
         rows[j] = rfmul(g, cg_vload(c, rfp(g, src, off)), rg_exp2(g, to_vf(g, d)));
     }
     rg_transpose(g, rows);
@@ -329,7 +328,7 @@ static void scaled_rows(rgen *g, LLVMValueRef src, LLVMValueRef Ar, LLVMValueRef
     cg_loop_end(c, &I, NULL);
 }
 
-/* x rows [0, n) times f (a row of Npad floats), and f = 2^(to - from) per key dim. */
+/* x rows [0, n) times f (a row of Npad floats). */
 static void scale_rows(rgen *g, LLVMValueRef x, LLVMValueRef f, LLVMValueRef n) {
     cg *c = &g->c;
     cg_loop I;
@@ -342,6 +341,7 @@ static void scale_rows(rgen *g, LLVMValueRef x, LLVMValueRef f, LLVMValueRef n) 
     cg_loop_end(c, &I, NULL);
 }
 
+/* f = 2^(to - from) per key dim (rows of cumulative sums). */
 static void row_factor(rgen *g, LLVMValueRef f, LLVMValueRef to, LLVMValueRef from) {
     cg_loop AV;
     cg_loop_begin(&g->c, &AV, rI(g, 0), rI(g, g->Npad), rI(g, g->W), 0, NULL);

@@ -33,13 +33,12 @@ typedef struct rgen {
     int n_gemm;                     /* GEMM functions emitted so far (their names) */
     bool chunked;                   /* the chunkwise form exists (not per-element decay) */
     bool vdecay;                    /* decay per key dim (GLA) */
-    bool sdecay;                    /* scalar decay (per head, or per token and head) */
-    bool lam_table;                 /* per-element decay that is constant over tokens: tabled per item */
+    bool lam_table;                 /* per-element decay constant over tokens: tabled per head */
     LLVMTypeRef t_slot, t_args, t_pargs, t_pi64, t_vd;
     /* Per-thread scratch, offsets in floats (64-byte multiples): T floats, then the
      * states of the item's heads, SF floats each. */
     int64_t T, SF;
-    int64_t o_zero, o_q, o_k, o_v, o_lam, o_orow, o_w;
+    int64_t o_zero, o_q, o_k, o_v, o_lam, o_orow, o_w, o_lit;
     int64_t o_QT, o_Kr, o_V, o_Vd, o_Vs, o_Sc, o_Sraw, o_O, o_A, o_es;
     int64_t o_Qr, o_fj, o_Ar, o_QdT, o_Kx, o_QtT, o_esr;
 } rgen;
@@ -172,11 +171,12 @@ void rg_chunk_head(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef L, LL
 /* ---- cpu_recur_scan.c: the recurrent step over tokens [t0, t1). The state is read from
  * (src_S, src_rs) / (src_z, src_zs) for the first token and from the destination after
  * that, so a state_in view feeds the first step directly and state_out (even the same
- * buffer) receives every step; rows are src_S + a * src_rs (inner stride 1). */
+ * buffer) receives every step; rows are src_S + a * src_rs (inner stride 1). literal: the
+ * interpreter's loop nests as scalar code (CPU_RECUR_LITERAL, a benchmark baseline). */
 typedef struct rg_state_ref {
     LLVMValueRef S, rs, z, zs;      /* float*, i64, float*, i64 (z only with normalize) */
 } rg_state_ref;
 void rg_scan(rgen *g, const ritem *it, LLVMValueRef t0, LLVMValueRef t1, const rg_state_ref *src,
-             const rg_state_ref *dst);
+             const rg_state_ref *dst, bool literal);
 
 #endif

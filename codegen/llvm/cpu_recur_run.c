@@ -21,6 +21,7 @@ struct cpu_recur_compiled {
     cpu_workspace_fn workspace;
     cpu_num_items_fn num_items;
     cpu_run_items_fn run_items;
+    cpu_driver_fn driver;
     pthread_mutex_t lock;           /* one launch at a time: workspace and pools are shared */
     attnc_pool *pools[MAX_POOL + 1];
     void *ws;
@@ -67,7 +68,9 @@ cpu_recur_compiled *cpu_recur_compile_for(const ir_kernel *k, const cpu_target *
     if (ck->workspace) ck->num_items = (cpu_num_items_fn)cpu_jit_lookup(jit, name, err, errlen);
     cpu_symbol(k, "_run_items", name, sizeof name);
     if (ck->num_items) ck->run_items = (cpu_run_items_fn)cpu_jit_lookup(jit, name, err, errlen);
-    if (!ck->run_items) {
+    cpu_symbol(k, "", name, sizeof name);
+    if (ck->run_items) ck->driver = (cpu_driver_fn)cpu_jit_lookup(jit, name, err, errlen);
+    if (!ck->driver) {
         cpu_recur_free(ck);
         return NULL;
     }
@@ -114,8 +117,21 @@ static void widen_back(widen_out *w) {
     }
 }
 
+static bool launch(cpu_recur_compiled *ck, const ir_kernel *k, int n_threads, int form, bool driver, int64_t batch,
+                   int64_t seq, attnc_tensor *tensors, int n_tensors, char *err, size_t errlen);
+
 bool cpu_recur_launch(cpu_recur_compiled *ck, const ir_kernel *k, int n_threads, int form, int64_t batch,
                       int64_t seq, attnc_tensor *tensors, int n_tensors, char *err, size_t errlen) {
+    return launch(ck, k, n_threads, form, false, batch, seq, tensors, n_tensors, err, errlen);
+}
+
+bool cpu_recur_call_driver(cpu_recur_compiled *ck, const ir_kernel *k, int form, int64_t batch, int64_t seq,
+                           attnc_tensor *tensors, int n_tensors, char *err, size_t errlen) {
+    return launch(ck, k, 1, form, true, batch, seq, tensors, n_tensors, err, errlen);
+}
+
+static bool launch(cpu_recur_compiled *ck, const ir_kernel *k, int n_threads, int form, bool driver, int64_t batch,
+                   int64_t seq, attnc_tensor *tensors, int n_tensors, char *err, size_t errlen) {
     if (batch < 0 || seq < 0) {
         snprintf(err, errlen, "batch and sequence length must be >= 0, got batch %lld, seq %lld", (long long)batch,
                  (long long)seq);
@@ -177,7 +193,14 @@ bool cpu_recur_launch(cpu_recur_compiled *ck, const ir_kernel *k, int n_threads,
         a->t[s].data = t->data;
         memcpy(a->t[s].strides, t->strides, sizeof a->t[s].strides);
     }
-    if (ok) {
+    if (ok && driver) {
+        /* The exported driver allocates its own workspace and runs on this thread. */
+        int32_t rc = ck->driver(a);
+        if (rc != CPU_OK) {
+            snprintf(err, errlen, "attnc_%s returned %d", k->name, (int)rc);
+            ok = false;
+        }
+    } else if (ok) {
         pthread_mutex_lock(&ck->lock);
         if (!ck->pools[n_threads]) ck->pools[n_threads] = attnc_pool_create(n_threads);
         attnc_pool *pool = ck->pools[n_threads];

@@ -24,8 +24,52 @@ static LLVMValueRef row_decay(rgen *g, const ritem *it, LLVMValueRef t, LLVMValu
     return NULL;
 }
 
+/* The interpreter's loop nests as scalar IR for O3 to do with what it can: the decay as a
+ * d_k x d_v array, the update element by element, each output element a sum over a in
+ * order (a dependent chain O3 cannot reorder without fast-math). For the benchmark. */
+static void literal_rows(rgen *g, const ritem *it, LLVMValueRef t, LLVMValueRef lam_tok, LLVMValueRef sS,
+                         LLVMValueRef sRS, const rg_state_ref *dst, LLVMValueRef orow) {
+    cg *c = &g->c;
+    const ir_kernel *k = g->k;
+    LLVMValueRef xq = rscr(g, it, g->o_q), xk = rscr(g, it, g->o_k), xv = rscr(g, it, g->o_v);
+    LLVMValueRef lam = rscr(g, it, g->o_lit);
+    LLVMValueRef lt = lam_tok ? LLVMBuildExtractElement(RB(g), lam_tok, cg_i32(c, 0), "") : NULL;
+    cg_loop A;
+    cg_loop_begin(c, &A, rI(g, 0), rI(g, g->N), rI(g, 1), 0, NULL);
+    cg_loop E;
+    cg_loop_begin(c, &E, rI(g, 0), rI(g, g->P), rI(g, 1), 0, NULL);
+    LLVMValueRef l = cg_f32(c, 1.0);
+    if (lt) l = lt;
+    if (k->decay_kind == IR_DECAY_KEY_VECTOR) l = rldf(g, rfp(g, rscr(g, it, g->o_lam), A.iv));
+    if (k->decay_kind == IR_DECAY_STATE) l = rg_eval(g, it, k->decay, t, A.iv, E.iv, -1);
+    rstf(g, l, rfp(g, lam, radd(g, rmul(g, A.iv, rI(g, g->Pp)), E.iv)));
+    cg_loop_end(c, &E, NULL);
+    cg_loop_end(c, &A, NULL);
+    cg_loop A2;
+    cg_loop_begin(c, &A2, rI(g, 0), rI(g, g->N), rI(g, 1), 0, NULL);
+    LLVMValueRef ka = rldf(g, rfp(g, xk, A2.iv));
+    LLVMValueRef rs = rfp(g, sS, rmul(g, A2.iv, sRS)), rd = rfp(g, dst->S, rmul(g, A2.iv, dst->rs));
+    cg_loop E2;
+    cg_loop_begin(c, &E2, rI(g, 0), rI(g, g->P), rI(g, 1), 0, NULL);
+    LLVMValueRef lv = rldf(g, rfp(g, lam, radd(g, rmul(g, A2.iv, rI(g, g->Pp)), E2.iv)));
+    LLVMValueRef sn = rfadd(g, rfmul(g, lv, rldf(g, rfp(g, rs, E2.iv))), rfmul(g, ka, rldf(g, rfp(g, xv, E2.iv))));
+    rstf(g, sn, rfp(g, rd, E2.iv));
+    cg_loop_end(c, &E2, NULL);
+    cg_loop_end(c, &A2, NULL);
+    cg_loop E3;
+    cg_loop_begin(c, &E3, rI(g, 0), rI(g, g->P), rI(g, 1), 0, NULL);
+    LLVMValueRef z = cg_f32(c, 0.0);
+    cg_loop A3;
+    cg_loop_begin(c, &A3, rI(g, 0), rI(g, g->N), rI(g, 1), 1, &z);
+    LLVMValueRef term = rfmul(g, rldf(g, rfp(g, xq, A3.iv)), rldf(g, rfp(g, dst->S, radd(g, rmul(g, A3.iv, dst->rs), E3.iv))));
+    LLVMValueRef o = rfadd(g, A3.carried[0], term);
+    cg_loop_end(c, &A3, &o);
+    rstf(g, A3.carried[0], rfp(g, orow, E3.iv));
+    cg_loop_end(c, &E3, NULL);
+}
+
 void rg_scan(rgen *g, const ritem *it, LLVMValueRef t0, LLVMValueRef t1, const rg_state_ref *src,
-             const rg_state_ref *dst) {
+             const rg_state_ref *dst, bool literal) {
     cg *c = &g->c;
     const ir_kernel *k = g->k;
     int W = g->W, nvecP = (g->P + W - 1) / W;
@@ -91,7 +135,8 @@ void rg_scan(rgen *g, const ritem *it, LLVMValueRef t0, LLVMValueRef t1, const r
 
     /* S rows, EB output vectors at a time. */
     LLVMValueRef orow = rscr(g, it, g->o_orow);
-    for (int e0 = 0; e0 < nvecP; e0 += g->EB) {
+    if (literal) literal_rows(g, it, t, lam_tok, sS, sRS, dst, orow);
+    for (int e0 = 0; !literal && e0 < nvecP; e0 += g->EB) {
         int nv = nvecP - e0 < g->EB ? nvecP - e0 : g->EB;
         LLVMValueRef vb[16], acc0[16], mask[16];
         for (int j = 0; j < nv; j++) {

@@ -1,18 +1,21 @@
 /* Recurrence kernels on the CPU (codegen/llvm/cpu_recur*.c) against the float64
  * interpreter and against an independent implementation of Mamba2's SSD written from the
- * formulas (no attnc code), in every form (AUTO, SCAN, CHUNK), on awkward lengths (1, 63,
- * 64, 65, 530, 1000: the chunk not dividing the length), fp32 and bf16, with the state
- * handed from a prefill to decode steps (in place and out of place), strided views,
- * strong decays (log-space chunking must neither overflow nor underflow) and 1 or 2
- * threads (results must be bitwise equal: items never share work).
+ * formulas (no attnc code), in every form (AUTO, SCAN, CHUNK, LITERAL), on awkward lengths
+ * (1, 63, 64, 65, 530, 1000: the chunk not dividing the length), fp32, bf16 and f16, with
+ * the state handed from a prefill to decode steps (in place and out of place), strided
+ * views, strong decays (log-space chunking must neither overflow nor underflow), 1 or 2
+ * threads and the exported single-threaded driver (results must be bitwise equal: items
+ * never share work), 4-lane SSE2 code run on this machine, and AVX-512 code generated
+ * (not run) for its zmm FMAs.
  *
  * Tolerance: the error of an output row o[b, t, h, :] (or a state row S[b, h, a, :], or
  * a normaliser z[b, h, :]) is max |x - ref| over the row divided by the row's scale: the
  * largest entry of the same row when the oracle runs again on |q|, |k|, |v| and |inputs of
  * the skip| (the size of the terms the row sums: a row that is small only because q . S
  * or q . k cancels cannot be held to 1e-5 of itself by any fp32 evaluation, the step form
- * included). fp32: 1e-5 of that scale; bf16 inputs and outputs: 2e-2; f16: 2e-3. Heads are cut to 2-4 for the long lengths to
- * keep the interpreter's O(b h s d_k d_v) reference quick. */
+ * included). fp32: 1e-5 of that scale; bf16 inputs and outputs: 2e-2; f16: 2e-3. Heads
+ * are cut to 2-4 for the long lengths to keep the interpreter's O(b h s d_k d_v)
+ * reference quick. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -248,7 +251,7 @@ static void *alloc_like_f64(const attnc_tensor *t, attnc_tensor *out) {
 
 /* ---------------------------------------------------------------- against the interpreter */
 
-static const char *FORM_NAME[3] = { "auto", "scan", "chunk" };
+static const char *FORM_NAME[4] = { "auto", "scan", "chunk", "literal" };
 
 /* Runs the interpreter once and the CPU kernel in every form (and 1 / 2 threads for the
  * default), checking o, state_out and norm_out. */
@@ -266,7 +269,7 @@ static void check_against_interp(cpu_recur_compiled *ck, const ir_kernel *k, int
         if (outs[w] >= 0) alloc_like_f64(&p.t[outs[w]], &got[outs[w]]);
     double *first_o = NULL;
     int64_t o_count = tensor_count(&p.t[p.o]);
-    for (int form = 0; ok && form < 3; form++) {
+    for (int form = 0; ok && form < 4; form++) {
         for (int th = 1; th <= (form == CPU_RECUR_AUTO ? 2 : 1); th++) {
             bool r = cpu_recur_launch(ck, k, th, form, batch, seq, got, p.n, err, sizeof err);
             CHECK_MSG(r, "%s %s: %s", what, FORM_NAME[form], err);
@@ -289,6 +292,13 @@ static void check_against_interp(cpu_recur_compiled *ck, const ir_kernel *k, int
                           "%s: 2 threads differ from 1 thread", what);
             }
         }
+    }
+    /* The exported driver (one thread, its own workspace) gives the same bits. */
+    if (ok && first_o) {
+        memset(got[p.o].data, 0, (size_t)o_count * 8);
+        bool r = cpu_recur_call_driver(ck, k, CPU_RECUR_AUTO, batch, seq, got, p.n, err, sizeof err);
+        CHECK_MSG(r, "%s driver: %s", what, err);
+        CHECK_MSG(!r || memcmp(first_o, got[p.o].data, (size_t)o_count * 8) == 0, "%s: the driver differs", what);
     }
     free(first_o);
     for (int w = 0; w < 3; w++)
@@ -412,7 +422,7 @@ static void check_strided(cpu_recur_compiled *ck, const ir_kernel *k, int64_t ba
     extra[3] = sbuf;
     int nts = p.n;
     if (p.no >= 0) ts[p.no] = ts[--nts];   /* an optional output left out */
-    for (int form = 0; ok && form < 3; form++) {
+    for (int form = 0; ok && form < 4; form++) {
         bool r = cpu_recur_launch(ck, k, 1, form, batch, seq, ts, nts, err, sizeof err);
         CHECK_MSG(r, "%s %s: %s", what, FORM_NAME[form], err);
         if (!r) continue;
@@ -535,7 +545,7 @@ static void check_ssd(cpu_recur_compiled *ck, const ir_kernel *k, int64_t batch,
     sref.data = fin;
     yabs.data = ya;
     sabs.data = fa;
-    for (int form = 0; form < 3; form++) {
+    for (int form = 0; form < 4; form++) {
         bool r = cpu_recur_launch(ck, k, 2, form, batch, seq, p.t, p.n, err, sizeof err);
         CHECK_MSG(r, "%s %s: %s", what, FORM_NAME[form], err);
         if (!r) continue;
