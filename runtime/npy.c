@@ -198,7 +198,7 @@ static void fill_tensor(attnc_tensor *out, const npy_header *h, void *data) {
 bool npy_read_mem(const void *buf, size_t len, attnc_tensor *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     npy_header h;
-    size_t off, need;
+    size_t off = 0, need = 0;
     if (!parse_preamble(buf, len, &h, &off, err, errlen) || !data_bytes(&h, &need, err, errlen)) return false;
     if (len - off != need)
         return npy_fail(err, errlen, "%s .npy file: the header promises %zu data bytes, the file has %zu",
@@ -221,7 +221,7 @@ bool npy_read(const char *path, attnc_tensor *out, char *err, size_t errlen) {
     unsigned char *head = NULL;
     void *data = NULL;
     npy_header h;
-    size_t off, need;
+    size_t off = 0, need = 0;
     char msg[256];
     if (got < 10 || memcmp(pre, npy_magic, sizeof npy_magic) != 0) {
         npy_fail(msg, sizeof msg, "not a .npy file (missing the \\x93NUMPY magic)");
