@@ -35,129 +35,9 @@
 #include "ir/signature.h"
 #include "runtime/tensor_access.h"
 
-static FILE *g_out;
-static const char *g_note = "";
+#include "bench/bench_machine.h"
 
-static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void emit(const char *fmt, ...) {
-    char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    printf("%s\n", line);
-    fflush(stdout);
-    if (g_out) {
-        fprintf(g_out, "%s\n", line);
-        fflush(g_out);
-    }
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-/* ---------------------------------------------------------------- machine peak */
-
-#if defined(__AVX512F__)
-typedef __m512 vec;
-#define LANES 16
-#define VSET1 _mm512_set1_ps
-#define VFMA _mm512_fmadd_ps
-#define VADD _mm512_add_ps
-#define VLOAD _mm512_loadu_ps
-static float vfirst(vec v) { return _mm512_reduce_add_ps(v); }
-#elif defined(__AVX2__) && defined(__FMA__)
-typedef __m256 vec;
-#define LANES 8
-#define VSET1 _mm256_set1_ps
-#define VFMA _mm256_fmadd_ps
-#define VADD _mm256_add_ps
-#define VLOAD _mm256_loadu_ps
-static float vfirst(vec v) { return _mm256_cvtss_f32(v); }
-#else
-#define NO_PEAK 1
-#endif
-
-static volatile float g_sink;
 static double g_peak[3], g_bw[3];
-
-#ifndef NO_PEAK
-/* Twelve independent accumulators as named variables (an array would be spilled). */
-#define ACC(i) vec a##i = VSET1((float)(i));
-#define STEP(i) a##i = VFMA(a##i, b, c);
-static void *fma_worker(void *arg) {
-    long n = *(long *)arg;
-    vec b = VSET1(1.0000001f), c = VSET1(1e-7f);
-    ACC(0) ACC(1) ACC(2) ACC(3) ACC(4) ACC(5) ACC(6) ACC(7) ACC(8) ACC(9) ACC(10) ACC(11)
-    for (long i = 0; i < n; i++) {
-        STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7) STEP(8) STEP(9) STEP(10) STEP(11)
-        __asm__ volatile("");
-    }
-    vec s = VADD(VADD(VADD(a0, a1), VADD(a2, a3)), VADD(VADD(a4, a5), VADD(a6, a7)));
-    g_sink = vfirst(VADD(s, VADD(VADD(a8, a9), VADD(a10, a11))));
-    return NULL;
-}
-
-typedef struct span { const float *p; long n; } span;
-static void *read_worker(void *arg) {
-    span *sp = arg;
-    vec s0 = VSET1(0), s1 = s0, s2 = s0, s3 = s0;
-    for (int r = 0; r < 2; r++)
-        for (long i = 0; i + 4 * LANES <= sp->n; i += 4 * LANES) {
-            s0 = VADD(s0, VLOAD(sp->p + i));
-            s1 = VADD(s1, VLOAD(sp->p + i + LANES));
-            s2 = VADD(s2, VLOAD(sp->p + i + 2 * LANES));
-            s3 = VADD(s3, VLOAD(sp->p + i + 3 * LANES));
-        }
-    g_sink = vfirst(VADD(VADD(s0, s1), VADD(s2, s3)));
-    return NULL;
-}
-#endif
-
-static void measure_machine(bool quick) {
-#ifdef NO_PEAK
-    (void)quick;
-    emit("{\"bench\": \"peak_fma\", \"skipped\": \"built without AVX2+FMA or AVX-512\"}");
-#else
-    long iters = quick ? 30000000 : 150000000;
-    long n = (1L << 27) / (long)sizeof(float);
-    float *buf = aligned_alloc(64, (size_t)n * sizeof(float));
-    for (long i = 0; i < n; i++) buf[i] = 1.0f;
-    for (int th = 1; th <= 2; th++) {
-        pthread_t t[2];
-        double best = 0;
-        for (int rep = 0; rep < 2; rep++) {
-            double t0 = now();
-            for (int i = 0; i < th; i++) pthread_create(&t[i], NULL, fma_worker, &iters);
-            for (int i = 0; i < th; i++) pthread_join(t[i], NULL);
-            double g = th * (double)iters * 12 * LANES * 2 / (now() - t0) / 1e9;
-            if (g > best) best = g;
-        }
-        g_peak[th] = best;
-        emit("{\"bench\": \"peak_fma\", \"threads\": %d, \"gflops\": %.1f, \"lanes\": %d, \"note\": \"%s\"}", th, best,
-             LANES, g_note);
-        span sp[2];
-        best = 0;
-        for (int rep = 0; rep < 2; rep++) {
-            double t0 = now();
-            for (int i = 0; i < th; i++) {
-                sp[i].p = buf + i * (n / th);
-                sp[i].n = n / th;
-                pthread_create(&t[i], NULL, read_worker, &sp[i]);
-            }
-            for (int i = 0; i < th; i++) pthread_join(t[i], NULL);
-            double g = 2.0 * (double)(n / th * th) * sizeof(float) / (now() - t0) / 1e9;
-            if (g > best) best = g;
-        }
-        g_bw[th] = best;
-        emit("{\"bench\": \"read_bw\", \"threads\": %d, \"gbps\": %.1f}", th, best);
-    }
-    free(buf);
-#endif
-}
 
 /* ---------------------------------------------------------------- kernels */
 
@@ -358,7 +238,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    measure_machine(quick);
+    measure_machine(&(machine_probe){ 2, quick ? 30000000 : 150000000, 1L << 27, 2, true }, g_peak, g_bw);
     int64_t seq = 8192;
     spec m;
     if (spec_compile(&m, MAMBA2)) {
