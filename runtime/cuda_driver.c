@@ -44,6 +44,11 @@ bool cuda_driver_open(cuda_driver *drv, char *err, size_t errlen) {
               LOAD(memcpy_htod, "cuMemcpyHtoD_v2") && LOAD(memcpy_dtoh, "cuMemcpyDtoH_v2") &&
               LOAD(memset_d8, "cuMemsetD8_v2") && LOAD(launch_kernel, "cuLaunchKernel") &&
               LOAD(get_error_string, "cuGetErrorString") && LOAD(get_error_name, "cuGetErrorName");
+    if (ok) {
+        LOAD(mem_alloc_async, "cuMemAllocAsync");
+        LOAD(mem_free_async, "cuMemFreeAsync");
+        LOAD(stream_synchronize, "cuStreamSynchronize");
+    }
     if (!ok) {
         snprintf(err, errlen, "%s lacks driver API entry points attnc needs (cuFuncSetAttribute, "
                  "cuMemAlloc_v2, ...); update the NVIDIA driver", path);
@@ -92,13 +97,33 @@ bool cuda_driver_open_device(cuda_driver *drv, int ordinal, char *err, size_t er
         return cuda_driver_fail(drv, rc, "cuDevicePrimaryCtxRetain", err, errlen);
     drv->context_retained = true;
     if ((rc = drv->ctx_push(drv->context))) return cuda_driver_fail(drv, rc, "cuCtxPushCurrent", err, errlen);
+    drv->context_pushed = true;
     return true;
+}
+
+bool cuda_driver_release_current(cuda_driver *drv, char *err, size_t errlen) {
+    if (!drv->context_pushed) return true;
+    void *popped = NULL;
+    int rc = drv->ctx_pop(&popped);
+    if (rc) return cuda_driver_fail(drv, rc, "cuCtxPopCurrent", err, errlen);
+    drv->context_pushed = false;
+    return true;
+}
+
+bool cuda_driver_push(const cuda_driver *drv, char *err, size_t errlen) {
+    int rc = drv->ctx_push(drv->context);
+    return rc ? cuda_driver_fail(drv, rc, "cuCtxPushCurrent", err, errlen) : true;
+}
+
+void cuda_driver_pop(const cuda_driver *drv) {
+    void *popped = NULL;
+    drv->ctx_pop(&popped);
 }
 
 void cuda_driver_close(cuda_driver *drv) {
     if (drv->context_retained) {
         void *popped = NULL;
-        drv->ctx_pop(&popped);
+        if (drv->context_pushed) drv->ctx_pop(&popped);
         drv->primary_ctx_release(drv->device);
     }
     if (drv->handle) dlclose(drv->handle);

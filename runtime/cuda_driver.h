@@ -15,6 +15,7 @@ typedef struct cuda_driver {
     int device;                     /* CUdevice */
     void *context;                  /* CUcontext (the device's primary context) */
     bool context_retained;
+    bool context_pushed;            /* open_device left the context current on its thread */
     int cc_major, cc_minor;
     int sm_count;
     int smem_optin;                 /* max dynamic shared memory per block with opt-in, bytes */
@@ -45,6 +46,11 @@ typedef struct cuda_driver {
                          unsigned bz, unsigned smem, void *stream, void **params, void **extra);
     int (*get_error_string)(int err, const char **s);
     int (*get_error_name)(int err, const char **s);
+    /* optional (NULL where the driver lacks them): the stream-ordered allocator (CUDA 11.2)
+       gives split-KV workspaces per launch without a device-wide synchronisation */
+    int (*mem_alloc_async)(cu_deviceptr *p, size_t bytes, void *stream);
+    int (*mem_free_async)(cu_deviceptr p, void *stream);
+    int (*stream_synchronize)(void *stream);
 } cuda_driver;
 
 /* Driver-API constants attnc uses (values from cuda.h, stable across versions). */
@@ -65,6 +71,13 @@ bool cuda_driver_open(cuda_driver *drv, char *err, size_t errlen);
  * primary context and makes it current; fills cc/sm_count/smem_optin. */
 bool cuda_driver_open_device(cuda_driver *drv, int ordinal, char *err, size_t errlen);
 void cuda_driver_close(cuda_driver *drv);
+
+/* A long-lived handle does not keep the context current on the thread that opened it:
+ * release_current pops it there, and each use brackets itself with push/pop so any
+ * thread may launch. Both return false with err set on a driver error. */
+bool cuda_driver_release_current(cuda_driver *drv, char *err, size_t errlen);
+bool cuda_driver_push(const cuda_driver *drv, char *err, size_t errlen);
+void cuda_driver_pop(const cuda_driver *drv);
 
 /* "what failed: CUDA_ERROR_X (description)" into err; returns false for use in returns. */
 bool cuda_driver_fail(const cuda_driver *drv, int rc, const char *what, char *err, size_t errlen);

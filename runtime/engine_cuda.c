@@ -1,43 +1,28 @@
-/* The "cuda" engine.
- *
- * ADAPTER, to be replaced: the CUDA backend exposes only the one-shot cuda_run (compile
- * through the cache, copy host tensors in, launch, copy out, per call). Until it offers
- * compile-once entry points (a cuda_compile returning a loaded module handle and a
- * cuda_launch taking device pointers, a stream and a device), this engine:
- *   - checks at context creation that libcuda, a device and the requested arch work here;
- *   - "compiles" by emitting the CUDA C once (cuda_emit_source), so a kernel the backend
- *     cannot plan fails at lookup; NVRTC runs (or the cache answers) at the first launch;
- *   - launches host tensors with cuda_run, which picks the device itself
- *     ($ATTNC_CUDA_DEVICE or 0, so only that device is accepted) and uses the default
- *     cache directory, not the context's;
- *   - refuses device pointers and streams with ATTNC_ERR_UNSUPPORTED. */
+/* The "cuda" engine: a kernel is compiled (or read from the context's cache) and loaded
+ * once, at lookup; launches take device pointers on a stream, or host tensors (copied to
+ * the device and back, synchronously). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "codegen/cuda/cuda_backend.h"
+#include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/cuda_launch.h"
+#include "ir/signature.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/engine.h"
 
 typedef struct cuda_state {
     char arch[16];
     char target[24];               /* "cuda:" arch, for messages */
+    int device;
+    char *cache_dir;               /* NULL: no cache */
 } cuda_state;
 
 struct engine_kernel {
-    const ir_kernel *k;
+    cuda_kernel h;
 };
 
 static bool cuda_open(const engine_config *cfg, void **state, char *resolved, size_t resolved_len, attnc_error *err) {
     *state = NULL;
-    const char *env = getenv("ATTNC_CUDA_DEVICE");
-    int default_device = env && *env ? atoi(env) : 0;
-    if (cfg->device >= 0 && cfg->device != default_device) {
-        api_fail(err, ATTNC_ERR_UNSUPPORTED, "device %d: this attnc launches CUDA kernels on device %d only "
-                 "($ATTNC_CUDA_DEVICE or 0); set ATTNC_CUDA_DEVICE=%d or pass device -1", cfg->device, default_device,
-                 cfg->device);
-        return false;
-    }
     char msg[sizeof err->message];
     cuda_driver drv;
     if (!cuda_driver_open(&drv, msg, sizeof msg)) {
@@ -61,54 +46,75 @@ static bool cuda_open(const engine_config *cfg, void **state, char *resolved, si
         api_fail(err, ATTNC_ERR_TARGET_UNAVAILABLE, "target 'cuda': %s", msg);
         return false;
     }
+    s->device = cfg->device;
+    s->cache_dir = strdup(cfg->cache_dir ? cfg->cache_dir : "");
+    if (!s->cache_dir) {
+        free(s);
+        api_fail(err, ATTNC_ERR_OUT_OF_MEMORY, "out of memory opening target 'cuda'");
+        return false;
+    }
     snprintf(s->target, sizeof s->target, "cuda:%s", s->arch);
     snprintf(resolved, resolved_len, "%s", s->target);
     *state = s;
     return true;
 }
 
-static void cuda_close(void *state) { free(state); }
+static void cuda_close(void *state) {
+    cuda_state *s = state;
+    if (s) free(s->cache_dir);
+    free(s);
+}
 
 static engine_kernel *cuda_compile(void *state, const ir_kernel *k, attnc_error *err) {
     cuda_state *s = state;
-    char msg[sizeof err->message];
-    FILE *sink = fopen("/dev/null", "w");
-    if (!sink) {
-        api_fail(err, ATTNC_ERR_INTERNAL, "cannot open /dev/null to check kernel '%s'", k->name);
-        return NULL;
-    }
-    bool ok = cuda_emit_source(k, s->arch, sink, msg, sizeof msg);
-    fclose(sink);
-    if (!ok) {
-        api_fail_backend(err, ATTNC_ERR_COMPILE, s->target, k->name, msg);
-        return NULL;
-    }
-    engine_kernel *ek = malloc(sizeof *ek);
+    engine_kernel *ek = calloc(1, sizeof *ek);
     if (!ek) {
         api_fail(err, ATTNC_ERR_OUT_OF_MEMORY, "out of memory for kernel '%s'", k->name);
         return NULL;
     }
-    ek->k = k;
+    char msg[sizeof err->message];
+    /* cache_dir "" (the engine_config's NULL) turns the cache off */
+    if (!cuda_kernel_load(&ek->h, k, s->arch, s->device, s->cache_dir, msg, sizeof msg)) {
+        api_fail_backend(err, ATTNC_ERR_COMPILE, s->target, k->name, msg);
+        free(ek);
+        return NULL;
+    }
     return ek;
 }
 
 static bool cuda_launch(void *state, engine_kernel *ek, int64_t batch, int64_t seq_q, int64_t seq_k,
                         attnc_tensor *tensors, int n, const engine_launch *opts, attnc_error *err) {
     cuda_state *s = state;
-    if (opts->device_pointers || opts->stream) {
-        api_fail(err, ATTNC_ERR_UNSUPPORTED, "kernel '%s': %s are not supported yet by this attnc's CUDA path; pass host "
-                 "tensors and NULL launch options (attnc copies them to the device and back)", ek->k->name,
-                 opts->device_pointers ? "device pointers" : "streams");
-        return false;
-    }
     char msg[sizeof err->message];
-    if (cuda_run(ek->k, s->arch, batch, seq_q, seq_k, tensors, n, msg, sizeof msg)) return true;
-    api_fail_backend(err, ATTNC_ERR_LAUNCH, s->target, ek->k->name, msg);
+    bool ok;
+    if (opts->device_pointers) {
+        /* on the device attnc converts nothing: every view has the kernel's dtype */
+        sig_tensor sig[SIG_MAX_TENSORS];
+        int ns = ir_signature(ek->h.k, batch, seq_q, seq_k, sig);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < ns; j++)
+                if (!strcmp(tensors[i].name, sig[j].name) && tensors[i].dtype != sig[j].dtype) {
+                    api_fail(err, ATTNC_ERR_DTYPE, "tensor '%s': device pointers must have the kernel's dtype %s (got %s); "
+                             "attnc converts dtypes only for host tensors", sig[j].name, attnc_dtype_name(sig[j].dtype),
+                             attnc_dtype_name(tensors[i].dtype));
+                    return false;
+                }
+        ok = cuda_kernel_launch(&ek->h, batch, seq_q, seq_k, tensors, n, opts->stream, NULL, msg, sizeof msg);
+    } else if (opts->stream) {
+        api_fail(err, ATTNC_ERR_UNSUPPORTED, "kernel '%s': a stream needs device pointers (launch option "
+                 "device_pointers = 1); host tensors are copied and run synchronously", ek->h.k->name);
+        return false;
+    } else {
+        ok = cuda_kernel_run_host(&ek->h, batch, seq_q, seq_k, tensors, n, NULL, msg, sizeof msg);
+    }
+    if (ok) return true;
+    api_fail_backend(err, ATTNC_ERR_LAUNCH, s->target, ek->h.k->name, msg);
     return false;
 }
 
 static void cuda_release(void *state, engine_kernel *ek) {
     (void)state;
+    cuda_kernel_unload(&ek->h);
     free(ek);
 }
 

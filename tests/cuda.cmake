@@ -34,3 +34,7 @@ if(TARGET test_cuda_launch)
   target_compile_definitions(test_cuda_launch PRIVATE FAKE_LIBCUDA="$<TARGET_FILE:attnc_fake_libcuda>")
   set_tests_properties(unit.test_cuda_launch PROPERTIES LABELS "cuda" TIMEOUT 600)
 endif()
+if(TARGET test_cuda_device)
+  # The C API on device pointers and streams from several threads: needs a GPU (exit 77 without).
+  set_tests_properties(unit.test_cuda_device PROPERTIES LABELS "cuda;gpu" SKIP_RETURN_CODE 77 TIMEOUT 600)
+endif()

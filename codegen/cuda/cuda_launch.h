@@ -32,7 +32,12 @@ bool cuda_validate_args(const ir_kernel *k, const cuda_plan *p, const cuda_args_
  * n_splits > 1 the f32 partials, n_splits * batch * heads_q * seq_q * (d_v + 1) * 4 bytes. */
 size_t cuda_workspace_bytes(const ir_kernel *k, const cuda_plan *p, int64_t batch, int64_t seq_q, int n_splits);
 
-/* cuda_run's body: host tensors in, host tensors out. info may be NULL. */
+typedef struct cuda_kernel cuda_kernel;
+/* Host tensors in, host tensors out, through a loaded kernel (default stream, waits). */
+bool cuda_kernel_run_host(const cuda_kernel *h, int64_t batch, int64_t seq_q, int64_t seq_k, attnc_tensor *tensors,
+                          int n_tensors, cuda_launch_info *info, char *err, size_t errlen);
+
+/* cuda_run's body: load (compile or cache), run on host tensors, unload. info may be NULL. */
 bool cuda_launch_host(const ir_kernel *k, const char *arch, int64_t batch, int64_t seq_q, int64_t seq_k,
                       attnc_tensor *tensors, int n_tensors, cuda_launch_info *info, char *err, size_t errlen);
 

@@ -136,7 +136,7 @@ typedef struct attnc_tensor_info {
     const char *name;              /* the name a launch's view must carry */
     attnc_role role;
     int optional;                  /* lse, state_in, state_out */
-    attnc_dtype dtype;             /* outputs also accept ATTNC_F64 views on the "ref" and "cpu" targets */
+    attnc_dtype dtype;             /* outputs also accept ATTNC_F64 views in host memory (converted) */
     int ndim;
     int64_t shape[ATTNC_MAX_DIMS];
     const char *dim_names[ATTNC_MAX_DIMS];   /* "batch", "seq_q", "heads_kv", "d_qk", ... */
@@ -149,15 +149,19 @@ attnc_status attnc_kernel_signature(const attnc_kernel *k, int64_t batch, int64_
                                     attnc_tensor_info *out, int cap, int *n_out, attnc_error *err);
 
 typedef struct attnc_launch_options {
-    void *stream;                  /* CUDA: a CUstream to launch on (NULL: the default stream); NULL elsewhere */
-    int device_pointers;           /* CUDA: 1 when the views' data are device pointers; 0: host memory */
+    void *stream;                  /* CUDA with device pointers: a CUstream (NULL: the legacy default stream) of
+                                      the context's device's primary context (PyTorch's streams are) */
+    int device_pointers;           /* CUDA: 1 when the views' data are device pointers, with exactly the
+                                      kernel's dtypes; 0: host memory (copied in and out, synchronous) */
 } attnc_launch_options;
 
 /* Runs the kernel on tensors[0..n) (each named by its signature name; strides in
  * elements, all zero for contiguous). opts may be NULL (host memory, no stream). Every
  * view is checked against the signature first; a bad one is reported by name with the
- * expected shape and nothing runs. Returns when the outputs are written (device pointers
- * with a stream: once the work is queued on the stream). */
+ * expected shape and nothing runs. Returns when the outputs are written; with device
+ * pointers, once the work is queued on the stream (a split-KV decode takes its workspace
+ * from the driver's stream-ordered pool, so nothing else is allocated or synchronised).
+ * Thread-safe: launches of one kernel from several threads may overlap. */
 attnc_status attnc_launch(const attnc_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
                           const attnc_tensor *tensors, int n, const attnc_launch_options *opts, attnc_error *err);
 
