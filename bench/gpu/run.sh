@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything attnc measures on a GPU machine, in one command (few, full runs: device time
-# is scarce). Stages, all by default: tests sanitize bench recur compile.
+# is scarce). Stages, all by default: tests sanitize bench recur compile; also: sweep.
 #   bash bench/gpu/run.sh [stage...]      results and logs in $OUT (default ./gpu-out)
 # The machine needs nvcc's toolkit (NVRTC), CMake and python3 with PyTorch; flex/bison
 # are not needed when .devgen/ holds the generated parser (tools/pregen.sh makes it).
@@ -38,9 +38,28 @@ fi
 
 if has bench; then
     echo "== attnc vs torch SDPA / FlexAttention"
-    PYTHONUNBUFFERED=1 python3 bench/gpu/gpu_bench.py --lib $B/libattnc.so --commit "$commit" \
-        --out "$OUT/gpu-bench.jsonl" >"$OUT/gpu-bench.log" 2>&1 || status=1
-    tail -45 "$OUT/gpu-bench.log"
+    # two runs, each bounded, so a slow FlexAttention compile cannot take the other's results
+    for part in "copy,llama3-prefill" "copy,gemma2-local,llama3-decode,mla-decode"; do
+        name=${part#copy,}; name=${name%%,*}
+        PYTHONUNBUFFERED=1 timeout ${BENCH_TIMEOUT:-280} python3 bench/gpu/gpu_bench.py --lib $B/libattnc.so \
+            --commit "$commit" --bench "$part" --out "$OUT/gpu-bench-$name.jsonl" >"$OUT/gpu-bench-$name.log" 2>&1 || status=1
+        if grep -q "^bench  *shape" "$OUT/gpu-bench-$name.log"; then sed -n '/^bench  *shape/,$p' "$OUT/gpu-bench-$name.log" | cut -c1-160
+        else tail -25 "$OUT/gpu-bench-$name.log"; fi
+    done
+fi
+
+if has sweep; then
+    echo "== plan sweep (tile/split overrides, attnc only)"
+    PYTHONUNBUFFERED=1 timeout ${SWEEP_TIMEOUT:-300} python3 bench/gpu/plan_sweep.py --lib $B/libattnc.so \
+        --out "$OUT/plan-sweep.jsonl" >"$OUT/plan-sweep.log" 2>&1 || status=1
+    python3 - "$OUT/plan-sweep.jsonl" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    v = r.get("gbps") or r.get("tflops")
+    print("%-28s %-18s %8s %9s %s" % (r["kernel"], r["plan"], r.get("ms", "-"), v if v else "-",
+          r.get("skipped", "")[:80] + (" CHECK FAILED" if r.get("check_failed") else "")))
+PY
 fi
 
 if has recur; then

@@ -286,11 +286,42 @@ static void emit_mma_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) {
     }
     E("        }\n");
     if (rope) {
-        E("        for (int e = tid; e < BC * NPAIR; e += NT) {\n"
-          "            const int r = e / NPAIR, j = e %% NPAIR, key = n * BC + r;\n"
-          "            if (key < seq_k) rope_rotate_smem(&A, sK, BC, r, j, rope_pos(&A, batch, key, j));\n"
-          "        }\n"
-          "        bar_sync();\n");
+        int npair = (k->rope.dim_hi - k->rope.dim_lo) / 2;
+        if (!k->rope.explicit_positions && npair > 0 &&
+            ((p->threads >= npair && p->threads % npair == 0) || (npair > p->threads && npair % p->threads == 0))) {
+            /* Every K tile is rotated once per query block, so this is hot: each thread keeps
+               its pair(s) j for the whole tile and walks rows RSTEP apart, so the angle needs
+               one accurate sincos per tile and then a rotation by RSTEP·f per row (f32,
+               error ~1e-6 after BC rows), instead of a sincos per element. */
+            int jpt = npair > p->threads ? npair / p->threads : 1, rstep = npair > p->threads ? 1 : p->threads / npair;
+            E("        #pragma unroll\n"
+              "        for (int jq = 0; jq < %d; ++jq) {\n"
+              "            const int j = %s, r0 = %s;\n"
+              "            float sn, cs, dsn, dcs;\n"
+              "            attnc_rope_cs((double)(n * BC + r0), rope_freq(&A, j), &sn, &cs);\n"
+              "            attnc_rope_cs(%d.0, rope_freq(&A, j), &dsn, &dcs);\n"
+              "            const int c0 = rope_dim0(j), c1 = rope_dim1(j);\n"
+              "            for (int r = r0; r < BC; r += %d) {\n"
+              "                if (n * BC + r < seq_k) {\n"
+              "                    const u32 a0 = sK + (u32)smem_tile_offset(r, c0, BC, D), a1 = sK + (u32)smem_tile_offset(r, c1, BC, D);\n"
+              "                    const float x0 = ELEM_TO_F(lds_u16(a0)), x1 = ELEM_TO_F(lds_u16(a1));\n"
+              "                    sts_u16(a0, F_TO_ELEM(x0 * cs - x1 * sn));\n"
+              "                    sts_u16(a1, F_TO_ELEM(x0 * sn + x1 * cs));\n"
+              "                }\n"
+              "                const float sn2 = sn * dcs + cs * dsn;\n"
+              "                cs = cs * dcs - sn * dsn;\n"
+              "                sn = sn2;\n"
+              "            }\n"
+              "        }\n"
+              "        bar_sync();\n",
+              jpt, jpt > 1 ? "tid + jq * NT" : "tid % NPAIR", jpt > 1 ? "0" : "tid / NPAIR", rstep, rstep);
+        } else {
+            E("        for (int e = tid; e < BC * NPAIR; e += NT) {\n"
+              "            const int r = e / NPAIR, j = e %% NPAIR, key = n * BC + r;\n"
+              "            if (key < seq_k) rope_rotate_smem(&A, sK, BC, r, j, rope_pos(&A, batch, key, j));\n"
+              "        }\n"
+              "        bar_sync();\n");
+        }
     }
     /* S = Q K^T */
     E("        float acc_s[BC / 8][4];\n"

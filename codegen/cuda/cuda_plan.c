@@ -67,7 +67,10 @@ static bool plan_mma(const ir_kernel *k, cuda_plan *p, char *err, size_t errlen)
     p->br = 16 * p->wr;
     p->threads = 32 * p->wr * p->wc;
     const int bcs[] = {128, 64, 32, 16};
-    int bc_cap = k->phase == IR_DECODE ? 64 : (p->d <= 64 ? 128 : 64);
+    /* decode streams K/V: 32-key tiles halve a CTA's shared memory so twice as many CTAs
+       keep loads in flight (H100, Llama-3 decode at 32k: 2551 GB/s against 2090 with 64;
+       bench/results/gpu-plan-sweep-2026-11-23.jsonl) */
+    int bc_cap = k->phase == IR_DECODE ? 32 : (p->d <= 64 ? 128 : 64);
     p->bc = 0;
     for (int i = 0; i < 4 && !p->bc; i++) {
         int bc = bcs[i];
@@ -324,6 +327,7 @@ bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen
         if (!strcmp(key, "bc") && (val == 16 || val == 32 || val == 64 || val == 128)) p->bc = val;
         else if (!strcmp(key, "stages") && (val == 1 || val == 2)) p->stages = val;
         else if (!strcmp(key, "qregs") && (val == 0 || val == 1)) p->q_in_regs = val;
+        else if (!strcmp(key, "splits") && val >= 0 && val <= 1024) p->splits = val;
         else if (!strcmp(key, "wr") && val >= 1 && val <= 8) p->wr = val;
         else if (!strcmp(key, "wc") && val >= 1 && val <= 8) {
             int dvc = val == 1 ? round_up(p->dv, 16) : round_up((p->dv + val - 1) / val, 64);
@@ -434,15 +438,26 @@ cuda_grid cuda_plan_merge_grid(const cuda_plan *p, const ir_kernel *k, long long
     return g;
 }
 
+/* CTAs of a plan resident on one SM: shared memory (the driver reserves 1 KB per CTA and an
+ * SM holds the opt-in maximum plus that KB), threads, and the register estimate. */
+static long long resident_ctas(const cuda_plan *p) {
+    long long r = 32;
+    if (p->smem_bytes > 0 && p->smem_limit > 0) r = (p->smem_limit + 1024) / (p->smem_bytes + 1024);
+    if (p->threads > 0 && 2048 / p->threads < r) r = 2048 / p->threads;
+    if (p->est_regs > 0 && p->threads > 0 && 65536 / (p->est_regs * p->threads) < r) r = 65536 / (p->est_regs * p->threads);
+    return r > 0 ? r : 1;
+}
+
 int cuda_plan_num_splits(const cuda_plan *p, const ir_kernel *k, long long batch, long long seq_q, long long seq_k,
                          int sm_count) {
     if (!p->splitkv || seq_k <= 0) return 1;
     int tile = p->kind == CUDA_KIND_MMA ? p->bc : 64;
     long long n_blocks = (seq_k + tile - 1) / tile;
+    if (p->splits > 0) return (int)(p->splits < n_blocks ? p->splits : n_blocks);
     cuda_grid g = cuda_plan_fwd_grid(p, k, batch, seq_q, 1);
     long long ctas = (long long)g.gx * g.gz;
-    /* small CTAs co-reside: count 2 slots per SM for <= 128 threads, as FlashAttention does */
-    long long slots = (long long)(sm_count > 0 ? sm_count : 108) * (p->threads <= 128 ? 2 : 1);
+    /* a decode CTA streams K/V: every resident slot should hold one, so count them all */
+    long long slots = (long long)(sm_count > 0 ? sm_count : 108) * resident_ctas(p);
     if (ctas >= slots * 8 / 10) return 1;
     long long max_splits = n_blocks < 128 ? n_blocks : 128;
     if (max_splits > slots) max_splits = slots;

@@ -30,6 +30,7 @@ typedef struct cuda_plan {
     int pack;                    /* query heads packed into one tile's rows (GQA decode) */
     bool v_in_k;                 /* MLA: V is the first dv columns of K */
     bool splitkv;                /* decode: split-KV with a merge kernel, splits chosen at launch */
+    int splits;                  /* split-KV: a fixed split count (override "splits=N"); 0 = by occupancy */
 
     /* CUDA_KIND_MMA */
     bool f16;                    /* f16 rather than bf16 operands */
@@ -74,7 +75,7 @@ typedef struct cuda_plan {
  * kernels or archs the backend cannot handle. */
 bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *err, size_t errlen);
 
-/* Tuning and test knob: "bc=32,stages=1,qregs=0,wr=4,wc=2" overrides those fields of a
+/* Tuning and test knob: "bc=32,stages=1,qregs=0,wr=4,wc=2,splits=8" overrides those fields of a
  * tensor-core plan and recomputes its shared-memory map (cuda_plan_make applies
  * $ATTNC_CUDA_PLAN this way). Recurrence plans take "form=step|chunk|mma" (the fwd form),
  * "rb=16|32|64", "dvc=16|32|64|128" and "rstep=0|1" (seq <= 1 through the step kernel).

@@ -88,14 +88,14 @@ static void check_run(attnc_program *cuda_p, attnc_program *ref_p, cuda_driver *
     if (!k || !kr) return;
     int64_t nq = B * r->sq * H * D, nk = B * r->sk * HKV * D;
     uint16_t *q = malloc(nq * 2), *kk = malloc(nk * 2), *v = malloc(nk * 2), *o_dev = malloc(nq * 2);
-    float *o_host = malloc(nq * 4);
+    double *o_host = malloc(nq * 8);
     double *o_ref = malloc(nq * 8);
     for (int64_t i = 0; i < nq; i++) q[i] = attnc_double_to_bf16(urand());
     for (int64_t i = 0; i < nk; i++) kk[i] = attnc_double_to_bf16(urand()), v[i] = attnc_double_to_bf16(urand());
 
     /* host path and the interpreter */
     attnc_tensor th[4] = {view("q", ATTNC_BF16, r->sq, H, D, q, false), view("k", ATTNC_BF16, r->sk, HKV, D, kk, false),
-                          view("v", ATTNC_BF16, r->sk, HKV, D, v, false), view("o", ATTNC_F32, r->sq, H, D, o_host, false)};
+                          view("v", ATTNC_BF16, r->sk, HKV, D, v, false), view("o", ATTNC_F64, r->sq, H, D, o_host, false)};
     CHECK_MSG(attnc_launch(k, B, r->sq, r->sk, th, 4, NULL, &err) == ATTNC_OK, "%s host: %s", r->kernel, err.message);
     th[3] = view("o", ATTNC_F64, r->sq, H, D, o_ref, false);
     CHECK_MSG(attnc_launch(kr, B, r->sq, r->sk, th, 4, NULL, &err) == ATTNC_OK, "%s ref: %s", r->kernel, err.message);
@@ -128,7 +128,7 @@ static void check_run(attnc_program *cuda_p, attnc_program *ref_p, cuda_driver *
         for (int64_t i = 0; i < nq; i++) {
             double x = attnc_bf16_to_double(o_dev[i]);
             if (x != x) { nan++; continue; }
-            /* the host path stores f32; rounding it to bf16 must give the device's bits */
+            /* the host path widens the kernel's bf16 to f64: rounding back must give the device's bits */
             if (attnc_double_to_bf16(o_host[i]) != o_dev[i]) mismatch++;
             double dh = fabs(x - o_host[i]), dr = fabs(x - o_ref[i]);
             if (dh > worst_host) worst_host = dh;

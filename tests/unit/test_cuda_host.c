@@ -118,11 +118,16 @@ static void test_plan_rules(void) {
     CHECK(g.gx == 1 && g.gy == 5 && g.gz == 2 * 8);
     /* the split heuristic: few CTAs and a long cache -> many splits; a full device -> 1 */
     int s_small = cuda_plan_num_splits(&p, m->kernels[1], 1, 1, 32768, 132);
-    int s_big = cuda_plan_num_splits(&p, m->kernels[1], 64, 1, 32768, 132);
+    int s_big = cuda_plan_num_splits(&p, m->kernels[1], 512, 1, 32768, 132);   /* 4096 CTAs: several per slot */
     CHECK_MSG(s_small > 8 && s_small <= 128, "splits for batch 1: %d", s_small);
     CHECK(s_big == 1);
     CHECK(cuda_plan_num_splits(&p, m->kernels[1], 1, 1, 0, 132) == 1);
-    CHECK(cuda_plan_num_splits(&p, m->kernels[1], 1, 1, 64, 132) == 1);   /* one key tile: nothing to split */
+    CHECK(cuda_plan_num_splits(&p, m->kernels[1], 1, 1, p.bc, 132) == 1);   /* one key tile: nothing to split */
+    /* a fixed split count (plan override) is taken as given, capped at the key tiles */
+    cuda_plan fixed = p;
+    CHECK(cuda_plan_override(&fixed, "splits=6", err, sizeof err) && fixed.splits == 6);
+    CHECK(cuda_plan_num_splits(&fixed, m->kernels[1], 64, 1, 32768, 132) == 6);
+    CHECK(cuda_plan_num_splits(&fixed, m->kernels[1], 64, 1, 3 * p.bc, 132) == 3);
     CHECK(cuda_workspace_bytes(m->kernels[1], &p, 2, 1, 5) == (size_t)5 * 2 * 32 * 1 * 129 * 4);
     CHECK(cuda_workspace_bytes(m->kernels[1], &p, 2, 1, 1) == 0);
     cuda_plan pre;
