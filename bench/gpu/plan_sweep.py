@@ -20,16 +20,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = [
     ("llama3_decode.attn", "llama3_decode", 32, 1, 32768, 32, 8, 128, 128, False, "bytes",
      ["", "splits=1", "splits=2", "splits=4", "splits=8", "splits=16", "stages=1", "bc=32", "bc=128",
-      "bc=32,splits=8", "bc=128,splits=4", "wc=2", "wc=2,splits=4"]),
+      "bc=32,splits=8", "bc=128,splits=4", "wc=2", "wc=2,splits=4", "hoist=1", "splits=12", "stages=1,splits=8"]),
     ("deepseek_mla_decode.attn", "deepseek_mla_decode", 64, 1, 8192, 128, 1, 576, 512, True, "bytes",
      ["", "splits=1", "splits=2", "splits=4", "splits=8", "bc=32", "wr=2", "wr=4", "wc=2", "wc=4", "wr=2,wc=2",
       "wr=4,wc=2", "stages=1"]),
     ("llama3_prefill.attn", "llama3_prefill_causal", 4, 4096, 4096, 32, 8, 128, 128, False, "flops",
-     ["", "bc=32", "bc=128", "wr=8", "wr=2", "stages=1", "wr=8,bc=32", "qregs=0", "wr=4,bc=128"]),
+     ["", "bc=32", "bc=128", "wr=8", "wr=2", "stages=1", "wr=8,bc=32", "qregs=0", "wr=4,bc=128", "hoist=1",
+      "hoist=1,bc=128", "hoist=1,stages=1"]),
     ("llama3_prefill_rope.attn", "llama3_prefill_causal_rope", 4, 4096, 4096, 32, 8, 128, 128, False, "flops",
      [""]),
     ("gemma2_local.attn", "gemma2_local", 1, 16384, 16384, 16, 8, 256, 256, False, "flops",
-     ["", "bc=32", "wr=8", "wr=2", "wc=2", "stages=1"]),
+     ["", "bc=32", "wr=8", "wr=2", "wc=2", "stages=1", "hoist=1", "wr=8,hoist=1"]),
 ]
 
 
@@ -38,6 +39,7 @@ def main():
     ap.add_argument("--lib", required=True)
     ap.add_argument("--out")
     ap.add_argument("--only", help="comma-separated kernel names")
+    ap.add_argument("--plans", help="comma-separated overrides to run (\"default\" for none); all by default")
     args = ap.parse_args()
     import torch
     import triton.testing as tt
@@ -53,6 +55,8 @@ def main():
         k = torch.randn(b, sk, hkv, dqk, device="cuda", dtype=torch.bfloat16, generator=g)
         v = None if vink else torch.randn(b, sk, hkv, dv, device="cuda", dtype=torch.bfloat16, generator=g)
         ref = None
+        if args.plans:
+            overrides = ["" if x == "default" else x.replace(";", ",") for x in args.plans.split(",")]
         for ov in overrides:
             os.environ["ATTNC_CUDA_PLAN"] = ov
             rec = {"bench": "plan_sweep", "gpu": dev, "kernel": kname, "plan": ov or "default", "batch": b,

@@ -151,7 +151,7 @@ static void emit_mma_helpers(FILE *out, const ir_kernel *k, const cuda_plan *p) 
         const char *w = t == 0 ? "D" : "DV";
         const char *wr = t == 0 ? "DQK" : "DVR";
         E("ATTNC_DEVICE void load_%s_tile(const attnc_args *A, u32 dst, int n, int batch, int kvh) {\n"
-          "    const int tid = attnc_tid_opaque();\n"
+          "    const int tid = %s;\n"
           "    const u16 *base = (const u16 *)A->%s;\n"
           "    const int seq_k = (int)A->seq_k;\n"
           "    #pragma unroll 8\n"
@@ -166,7 +166,7 @@ static void emit_mma_helpers(FILE *out, const ir_kernel *k, const cuda_plan *p) 
           "        }\n"
           "    }\n"
           "}\n\n",
-          tensors[t], tensors[t], w, w, w, w, w, wr, tensors[t], tensors[t], tensors[t], w);
+          tensors[t], p->hoist_loads ? "ATTNC_TID" : "attnc_tid_opaque()", tensors[t], w, w, w, w, w, wr, tensors[t], tensors[t], tensors[t], w);
     }
     if (has_rope(k)) {
         /* Rotates pair j of row r of a tile in place (rotation in f32, one rounding back). */

@@ -40,6 +40,8 @@ typedef struct cuda_plan {
     int dvc;                     /* dv columns per warp column */
     int stages;                  /* K/V buffers: 1 (FA2 schedule) or 2 (ring) */
     bool q_in_regs;              /* Q fragments kept in registers for the whole loop */
+    bool hoist_loads;            /* K/V loaders may keep per-thread addresses in registers
+                                    (threadIdx.x visible to the compiler); off: recomputed per tile */
     int smem_q, smem_k, smem_v;  /* byte offsets of the regions */
     int smem_k_stage, smem_v_stage;
     int smem_bytes;              /* dynamic shared memory per CTA */
@@ -75,7 +77,7 @@ typedef struct cuda_plan {
  * kernels or archs the backend cannot handle. */
 bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *err, size_t errlen);
 
-/* Tuning and test knob: "bc=32,stages=1,qregs=0,wr=4,wc=2,splits=8" overrides those fields of a
+/* Tuning and test knob: "bc=32,stages=1,qregs=0,wr=4,wc=2,splits=8,hoist=1" overrides those fields of a
  * tensor-core plan and recomputes its shared-memory map (cuda_plan_make applies
  * $ATTNC_CUDA_PLAN this way). Recurrence plans take "form=step|chunk|mma" (the fwd form),
  * "rb=16|32|64", "dvc=16|32|64|128" and "rstep=0|1" (seq <= 1 through the step kernel).
