@@ -5,6 +5,12 @@
 add_executable(jit_host ${CMAKE_SOURCE_DIR}/examples/host/jit_host.c)
 target_link_libraries(jit_host PRIVATE attnc::attnc)
 
+# jit_host keeps the default kernel cache (as a user's program does); the tests point it at
+# a scratch directory of the build (ATTNC_CACHE_DIR), emptied first, not at ~/.cache.
+set(API_TEST_CACHE ${CMAKE_BINARY_DIR}/api-test-cache)
+add_test(NAME api.cache_reset COMMAND ${CMAKE_COMMAND} -E rm -rf ${API_TEST_CACHE})
+set_tests_properties(api.cache_reset PROPERTIES LABELS "api" FIXTURES_SETUP api_test_cache)
+
 # cpu must work wherever the build has LLVM; cuda runs where a GPU is and is reported
 # as skipped (with the reason) elsewhere.
 set(JIT_REQUIRE)
@@ -21,7 +27,8 @@ foreach(case ${JIT_CASES})
   string(REPLACE "|" ";" args "${case}")
   list(POP_FRONT args name spec)
   add_test(NAME api.jit_host.${name} COMMAND jit_host ${CMAKE_SOURCE_DIR}/${spec} ${args} ${JIT_REQUIRE})
-  set_tests_properties(api.jit_host.${name} PROPERTIES LABELS "api" PASS_REGULAR_EXPRESSION "\nPASS\n")
+  set_tests_properties(api.jit_host.${name} PROPERTIES LABELS "api" PASS_REGULAR_EXPRESSION "\nPASS\n"
+                       ENVIRONMENT "ATTNC_CACHE_DIR=${API_TEST_CACHE}" FIXTURES_REQUIRED api_test_cache)
 endforeach()
 
 if(ATTNC_PYTHON)

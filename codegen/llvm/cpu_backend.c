@@ -1,11 +1,15 @@
-/* The CPU backend's entry points: LLVM IR text, object + header, and JIT launches.
+/* The CPU backend's entry points: LLVM IR text, object + header, JIT compiles (through
+ * the on-disk kernel cache when one is given) and launches.
  *
- * Process-wide state, by design of cpu_backend.h ("cached per process is fine"): a
- * cache of JIT-compiled kernels keyed by the printed IR, thread pools by size, all
- * behind one mutex. A compiled kernel owns its reusable workspace (grown, never shrunk),
- * so repeated launches allocate nothing but temporaries for f64 output views. */
+ * Process-wide state, by design of cpu_backend.h ("cached per process is fine"): cpu_run's
+ * cache of JIT-compiled kernels keyed by the printed IR, and thread pools by size, behind
+ * one mutex. A compiled kernel keeps a few spare workspaces (each grown, never shrunk) that
+ * launches borrow, so launches of one kernel may overlap, and repeated launches allocate
+ * nothing but temporaries for f64 output views (and dynamic-NTK frequencies for RoPE with
+ * more than 256 pairs): the argument struct lives on the stack. */
 #include "codegen/llvm/cpu_backend.h"
 #include <errno.h>
+#include <llvm/Config/llvm-config.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +24,28 @@
 #include "runtime/llvm/cpu_jit.h"
 #include "runtime/tensor_access.h"
 #include "runtime/threadpool.h"
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define CPU_HAVE_MXCSR 1
+#endif
+
+/* Spare workspaces a compiled kernel keeps between launches: one per launch that may
+ * overlap with others, up to this many (more overlapping launches allocate their own). */
+enum { MAX_SPARE_WS = 8 };
+
+typedef struct ws_buf {
+    void *p;
+    int64_t cap;
+} ws_buf;
 
 struct cpu_compiled {
     cpu_jit *jit;
     cpu_workspace_fn workspace;
     cpu_num_items_fn num_items;
     cpu_run_items_fn run_items;
-    pthread_mutex_t lock;          /* one launch at a time: the workspace is shared */
-    void *ws;
-    int64_t ws_cap;
+    pthread_mutex_t lock;          /* guards spare[] and n_spare only; launches run outside it */
+    ws_buf spare[MAX_SPARE_WS];
+    int n_spare;
 };
 
 typedef struct cache_entry {
@@ -204,18 +221,8 @@ cpu_compiled *cpu_compile(const ir_kernel *k, double *ms_out, char *err, size_t 
     return cpu_compile_for(k, &t, ms_out, err, errlen);
 }
 
-cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *target, double *ms_out, char *err, size_t errlen) {
-    double t0 = now_ms();
-    cpu_target t = *target;
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef m = emit_module(k, &t, LLVMOrcThreadSafeContextGetContext(tsc), err, errlen);
-    if (!m || !cpu_optimize_module(m, &t, err, errlen)) {
-        if (m) LLVMDisposeModule(m);
-        LLVMOrcDisposeThreadSafeContext(tsc);
-        return NULL;
-    }
-    cpu_jit *jit = cpu_jit_create(&t, tsc, m, err, errlen);
-    if (!jit) return NULL;
+/* Looks the three entry points up in a JIT that defines them; takes the JIT. */
+static cpu_compiled *compiled_from_jit(const ir_kernel *k, cpu_jit *jit, char *err, size_t errlen) {
     cpu_compiled *ck = calloc(1, sizeof *ck);
     if (!ck) {
         snprintf(err, errlen, "out of memory");
@@ -235,15 +242,148 @@ cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *target, doub
         cpu_compiled_free(ck);
         return NULL;
     }
-    if (ms_out) *ms_out = now_ms() - t0;
     return ck;
 }
+
+/* The kernel's module for t, optimised; NULL with a message. */
+static LLVMModuleRef optimised_module(const ir_kernel *k, const cpu_target *t, LLVMContextRef ctx, char *err,
+                                      size_t errlen) {
+    LLVMModuleRef m = emit_module(k, t, ctx, err, errlen);
+    if (m && !cpu_optimize_module(m, t, err, errlen)) {
+        LLVMDisposeModule(m);
+        m = NULL;
+    }
+    return m;
+}
+
+cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *target, double *ms_out, char *err, size_t errlen) {
+    double t0 = now_ms();
+    cpu_target t = *target;
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMModuleRef m = optimised_module(k, &t, LLVMOrcThreadSafeContextGetContext(tsc), err, errlen);
+    if (!m) {
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return NULL;
+    }
+    cpu_jit *jit = cpu_jit_create(&t, tsc, m, err, errlen);
+    cpu_compiled *ck = jit ? compiled_from_jit(k, jit, err, errlen) : NULL;
+    if (ck && ms_out) *ms_out = now_ms() - t0;
+    return ck;
+}
+
+/* ---------------------------------------------------------------- on-disk cache */
+
+/* Bump when the generated code changes in a way the IR text, the target and the LLVM
+ * version do not capture (a generator change), so stale objects are not reused. A build
+ * may also define ATTNC_CPU_CODEGEN_ID (e.g. a hash of codegen/llvm) to the same end. */
+#define CPU_CODEGEN_REVISION 1
+#ifndef ATTNC_CPU_CODEGEN_ID
+#define ATTNC_CPU_CODEGEN_ID ""
+#endif
+
+static const char *unsupported(const ir_kernel *k, const cpu_target *t) {
+    return k->family == IR_RECURRENCE ? cpu_recur_unsupported(k, t) : cpu_kernel_unsupported(k, t);
+}
+
+/* Key material beyond the printed IR: the whole target (triple, CPU, every feature), the
+ * LLVM that generates the code, the generator's revision, and what passes fill in that the
+ * printer might not show. */
+static bool cache_key(const ir_kernel *k, const cpu_target *t, kernel_cache_key *key, char *err, size_t errlen) {
+    char *target = NULL, *extra = NULL;
+    size_t tlen = 0, elen = 0;
+    FILE *tf = open_memstream(&target, &tlen);
+    FILE *ef = tf ? open_memstream(&extra, &elen) : NULL;
+    if (!tf || !ef) {
+        if (tf) fclose(tf);
+        free(target);
+        snprintf(err, errlen, "out of memory while hashing kernel '%s'", k->name);
+        return false;
+    }
+    fprintf(tf, "cpu %s %s %s", t->triple, t->cpu, t->features);
+    fprintf(ef, "llvm %s\ncodegen %d %s\nobject jit\n#scale %.17g %d band %d %d %lld %lld\n", LLVM_VERSION_STRING,
+            CPU_CODEGEN_REVISION, ATTNC_CPU_CODEGEN_ID, k->scale_value, k->scale_in_q, k->band.has_band,
+            k->band.band_exact, (long long)k->band.band_lo, (long long)k->band.band_hi);
+    fclose(tf);
+    fclose(ef);
+    bool ok = kernel_cache_key_for(k, target, extra, key, err, errlen);
+    free(target);
+    free(extra);
+    return ok;
+}
+
+void cpu_cache_target_label(const cpu_target *t, char *out, size_t len) {
+    kernel_cache_key fk;
+    kernel_cache_key_bytes(t->features, strlen(t->features), &fk);
+    snprintf(out, len, "cpu:%s/%s/features-%.8s", t->cpu, t->triple, fk.hex);
+}
+
+cpu_compiled *cpu_compile_cached(const ir_kernel *k, const kernel_cache *cache, cpu_cache_result *res, char *err,
+                                 size_t errlen) {
+    double t0 = now_ms();
+    cpu_cache_result r;
+    memset(&r, 0, sizeof r);
+    if (res) *res = r;
+    cpu_target t;
+    if (!cpu_target_host(&t, err, errlen)) return NULL;
+    const char *why = unsupported(k, &t);
+    if (why) {
+        snprintf(err, errlen, "kernel '%s': %s", k->name, why);
+        return NULL;
+    }
+    if (!cache) {
+        cpu_compiled *ck = cpu_compile_for(k, &t, NULL, err, errlen);
+        r.ms = now_ms() - t0;
+        if (res) *res = r;
+        return ck;
+    }
+    if (!cache_key(k, &t, &r.key, err, errlen)) return NULL;
+    char label[KERNEL_CACHE_LABEL_MAX];
+    cpu_cache_target_label(&t, label, sizeof label);
+    void *data = NULL;
+    size_t size = 0;
+    if (kernel_cache_load(cache, &r.key, &data, &size, &r.was_corrupt)) {
+        LLVMMemoryBufferRef obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, size, k->name);
+        free(data);
+        char jerr[512];
+        cpu_jit *jit = cpu_jit_create_from_object(&t, obj, jerr, sizeof jerr);
+        cpu_compiled *ck = jit ? compiled_from_jit(k, jit, jerr, sizeof jerr) : NULL;
+        if (ck) {
+            r.from_cache = true;
+            r.ms = now_ms() - t0;
+            if (res) *res = r;
+            return ck;
+        }
+        /* An entry that checks out but does not link (another LLVM wrote it under a
+         * colliding key, say) is not trusted again: rebuild it. */
+        kernel_cache_remove(cache, &r.key);
+        r.was_corrupt = true;
+    }
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = optimised_module(k, &t, ctx, err, errlen);
+    LLVMMemoryBufferRef obj = NULL;
+    bool ok = m && cpu_emit_jit_object(m, &t, &obj, err, errlen);
+    if (m) LLVMDisposeModule(m);
+    LLVMContextDispose(ctx);
+    if (!ok) return NULL;
+    char serr[512];
+    /* A cache that cannot be written only costs the next start a compile. */
+    r.stored = kernel_cache_store_named(cache, &r.key, k->name, label, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj),
+                                        serr, sizeof serr);
+    cpu_jit *jit = cpu_jit_create_from_object(&t, obj, err, errlen);
+    cpu_compiled *ck = jit ? compiled_from_jit(k, jit, err, errlen) : NULL;
+    if (!ck) return NULL;
+    r.ms = now_ms() - t0;
+    if (res) *res = r;
+    return ck;
+}
+
+/* ---------------------------------------------------------------- launches */
 
 void cpu_compiled_free(cpu_compiled *ck) {
     if (!ck) return;
     cpu_jit_destroy(ck->jit);
     pthread_mutex_destroy(&ck->lock);
-    free(ck->ws);
+    for (int i = 0; i < ck->n_spare; i++) free(ck->spare[i].p);
     free(ck);
 }
 
@@ -263,6 +403,40 @@ static attnc_pool *get_pool(int n) {
     return p;
 }
 
+/* A workspace of at least need bytes for one launch: a spare one when one is big enough
+ * (the smallest such), else a fresh allocation. */
+static bool take_ws(cpu_compiled *ck, int64_t need, ws_buf *out) {
+    *out = (ws_buf){ NULL, 0 };
+    if (need <= 0) return true;
+    pthread_mutex_lock(&ck->lock);
+    int best = -1;
+    for (int i = 0; i < ck->n_spare; i++)
+        if (ck->spare[i].cap >= need && (best < 0 || ck->spare[i].cap < ck->spare[best].cap)) best = i;
+    if (best < 0 && ck->n_spare > 0) best = ck->n_spare - 1;   /* too small: replace it */
+    if (best >= 0) {
+        *out = ck->spare[best];
+        ck->spare[best] = ck->spare[--ck->n_spare];
+    }
+    pthread_mutex_unlock(&ck->lock);
+    if (out->cap >= need) return true;
+    free(out->p);
+    out->p = aligned_alloc(64, (size_t)((need + 63) / 64 * 64));
+    out->cap = out->p ? need : 0;
+    return out->p != NULL;
+}
+
+/* Hands a workspace back for later launches (or frees it when enough are spare). */
+static void give_ws(cpu_compiled *ck, ws_buf w) {
+    if (!w.p) return;
+    pthread_mutex_lock(&ck->lock);
+    if (ck->n_spare < MAX_SPARE_WS) {
+        ck->spare[ck->n_spare++] = w;
+        w.p = NULL;
+    }
+    pthread_mutex_unlock(&ck->lock);
+    free(w.p);
+}
+
 typedef struct pool_ctx {
     cpu_run_items_fn run;
     const cpu_args *args;
@@ -274,30 +448,46 @@ static void pool_cb(void *ctx, int64_t begin, int64_t end, int thread) {
     pc->run(pc->args, pc->phase, begin, end, thread);
 }
 
-/* Fills a freshly allocated args struct for the given sizes (tensors may be NULL for
- * a size query). */
-static cpu_args *make_args(const ir_kernel *k, const cpu_abi *abi, int n_threads, int64_t batch, int64_t seq_q,
-                           int64_t seq_k) {
-    cpu_args *a = calloc(1, sizeof(cpu_args) + (size_t)abi->n_slots * sizeof(cpu_tensor_arg));
-    if (!a) return NULL;
+/* Room for the argument struct and every tensor slot, on the stack. */
+typedef union args_buf {
+    cpu_args a;
+    unsigned char bytes[sizeof(cpu_args) + SIG_MAX_TENSORS * sizeof(cpu_tensor_arg)];
+} args_buf;
+
+static cpu_args *init_args(args_buf *buf, int n_threads, int64_t batch, int64_t seq_q, int64_t seq_k) {
+    memset(buf, 0, sizeof *buf);
+    cpu_args *a = &buf->a;
     a->batch = batch;
     a->seq_q = seq_q;
     a->seq_k = seq_k;
     a->n_threads = n_threads;
-    (void)k;
     return a;
 }
 
 int64_t cpu_workspace_bytes(cpu_compiled *ck, const ir_kernel *k, int n_threads, int64_t batch, int64_t seq_q,
                             int64_t seq_k) {
-    cpu_abi abi;
-    cpu_kernel_abi(k, &abi);
-    cpu_args *a = make_args(k, &abi, resolve_threads(n_threads), batch, seq_q, seq_k);
-    if (!a) return -1;
-    int64_t n = ck->workspace(a);
-    free(a);
-    return n;
+    (void)k;
+    args_buf buf;
+    return ck->workspace(init_args(&buf, resolve_threads(n_threads), batch, seq_q, seq_k));
 }
+
+/* All phases on the calling thread, in the pool's floating-point mode (FTZ|DAZ), without
+ * the pool (whose runs are serialised): one-thread launches of a kernel may overlap. */
+static void run_here(cpu_compiled *ck, const cpu_args *a) {
+#ifdef CPU_HAVE_MXCSR
+    unsigned old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u);
+#endif
+    for (int p = 0; p < CPU_PHASES; p++) {
+        int64_t n = ck->num_items(a, p);
+        if (n > 0) ck->run_items(a, p, 0, n, 0);
+    }
+#ifdef CPU_HAVE_MXCSR
+    _mm_setcsr(old);
+#endif
+}
+
+enum { STACK_FREQS = 256 };
 
 bool cpu_launch(cpu_compiled *ck, const ir_kernel *k, int n_threads, int64_t batch, int64_t seq_q, int64_t seq_k,
                 attnc_tensor *tensors, int n_tensors, char *err, size_t errlen) {
@@ -317,13 +507,13 @@ bool cpu_launch(cpu_compiled *ck, const ir_kernel *k, int n_threads, int64_t bat
     cpu_abi abi;
     cpu_kernel_abi(k, &abi);
     n_threads = resolve_threads(n_threads);
-    cpu_args *a = make_args(k, &abi, n_threads, batch, seq_q, seq_k);
-    double *freq = NULL;
+    args_buf abuf;
+    cpu_args *a = init_args(&abuf, n_threads, batch, seq_q, seq_k);
+    double freq_stack[STACK_FREQS], *freq_heap = NULL;
     attnc_tensor *tmp_view[2] = { NULL, NULL };
     attnc_tensor tmp[2];
     void *tmp_data[2] = { NULL, NULL };
-    bool ok = a != NULL;
-    if (!ok) snprintf(err, errlen, "out of memory");
+    bool ok = true;
     for (int s = 0; ok && s < abi.n_slots; s++) {
         attnc_tensor *t = (attnc_tensor *)sig_find(tensors, n_tensors, sig[s].name);
         if (!t) continue;   /* an optional output left out */
@@ -370,7 +560,8 @@ bool cpu_launch(cpu_compiled *ck, const ir_kernel *k, int n_threads, int64_t bat
         memcpy(a->t[s].strides, t->strides, sizeof a->t[s].strides);
     }
     if (ok && k->rope.layout != IR_ROPE_NONE && k->rope.scaling == IR_SCALE_DYNAMIC_NTK) {
-        freq = calloc((size_t)k->rope.n_pairs, sizeof *freq);
+        double *freq = freq_stack;
+        if (k->rope.n_pairs > STACK_FREQS) freq = freq_heap = calloc((size_t)k->rope.n_pairs, sizeof *freq);
         if (!freq) {
             snprintf(err, errlen, "out of memory");
             ok = false;
@@ -379,31 +570,30 @@ bool cpu_launch(cpu_compiled *ck, const ir_kernel *k, int n_threads, int64_t bat
             a->rope_inv_freq = freq;
         }
     }
-    attnc_pool *pool = ok ? get_pool(n_threads) : NULL;
-    if (ok && !pool) {
+    attnc_pool *pool = ok && n_threads > 1 ? get_pool(n_threads) : NULL;
+    if (ok && n_threads > 1 && !pool) {
         snprintf(err, errlen, "cannot start %d worker threads", n_threads);
         ok = false;
     }
     if (ok) {
-        pthread_mutex_lock(&ck->lock);
         int64_t need = ck->workspace(a);
-        if (need > ck->ws_cap) {
-            free(ck->ws);
-            ck->ws = aligned_alloc(64, (size_t)((need + 63) / 64 * 64));
-            ck->ws_cap = ck->ws ? need : 0;
-        }
-        if (!ck->ws && need > 0) {
+        ws_buf ws;
+        if (!take_ws(ck, need, &ws)) {
             snprintf(err, errlen, "out of memory for a %lld-byte workspace", (long long)need);
             ok = false;
         } else {
-            a->workspace = ck->ws;
-            a->workspace_bytes = ck->ws_cap;
-            for (int p = 0; p < CPU_PHASES; p++) {
-                pool_ctx pc = { ck->run_items, a, p };
-                attnc_pool_run(pool, ck->num_items(a, p), pool_cb, &pc);
+            a->workspace = ws.p;
+            a->workspace_bytes = ws.cap;
+            if (!pool) {
+                run_here(ck, a);
+            } else {
+                for (int p = 0; p < CPU_PHASES; p++) {
+                    pool_ctx pc = { ck->run_items, a, p };
+                    attnc_pool_run(pool, ck->num_items(a, p), pool_cb, &pc);
+                }
             }
+            give_ws(ck, ws);
         }
-        pthread_mutex_unlock(&ck->lock);
     }
     for (int w = 0; w < 2; w++) {
         if (ok && tmp_view[w]) {
@@ -419,8 +609,7 @@ bool cpu_launch(cpu_compiled *ck, const ir_kernel *k, int n_threads, int64_t bat
         }
         free(tmp_data[w]);
     }
-    free(freq);
-    free(a);
+    free(freq_heap);
     return ok;
 }
 
@@ -442,7 +631,7 @@ bool cpu_run(const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
              attnc_tensor *tensors, int n_tensors, char *err, size_t errlen) {
     cpu_target t;
     if (!cpu_target_host(&t, err, errlen)) return false;
-    const char *why = k->family == IR_RECURRENCE ? cpu_recur_unsupported(k, &t) : cpu_kernel_unsupported(k, &t);
+    const char *why = unsupported(k, &t);
     if (why) {
         snprintf(err, errlen, "kernel '%s': %s", k->name, why);
         return false;

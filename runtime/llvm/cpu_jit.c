@@ -70,18 +70,15 @@ static LLVMOrcObjectLayerRef perf_object_layer(void *ctx, LLVMOrcExecutionSessio
     return layer;
 }
 
-cpu_jit *cpu_jit_create(const cpu_target *t, LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef m,
-                        char *err, size_t errlen) {
+/* An empty JIT for the target, with the process's symbols (libm) visible. */
+static cpu_jit *jit_new(const cpu_target *t, char *err, size_t errlen) {
     cpu_jit *j = calloc(1, sizeof *j);
     LLVMTargetMachineRef tm = j ? cpu_target_machine(t, true, err, errlen) : NULL;
     if (!tm) {
         if (!j) snprintf(err, errlen, "out of memory");
         free(j);
-        LLVMDisposeModule(m);
-        LLVMOrcDisposeThreadSafeContext(tsc);
         return NULL;
     }
-    set_layout(m, t, tm);
     /* The builder owns the JIT target machine builder, which owns tm: the JIT compiles
      * with the host CPU's features, not LLVM's idea of the CPU name. */
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
@@ -91,26 +88,68 @@ cpu_jit *cpu_jit_create(const cpu_target *t, LLVMOrcThreadSafeContextRef tsc, LL
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, builder);
     if (!take_error(e, "cannot create the LLVM JIT", err, errlen)) {
         free(j);
-        LLVMDisposeModule(m);
-        LLVMOrcDisposeThreadSafeContext(tsc);
         return NULL;
     }
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
     LLVMOrcDefinitionGeneratorRef gen = NULL;
     e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL);
     if (!take_error(e, "cannot expose process symbols to the JIT", err, errlen)) {
-        LLVMDisposeModule(m);
-        LLVMOrcDisposeThreadSafeContext(tsc);
         cpu_jit_destroy(j);
         return NULL;
     }
     LLVMOrcJITDylibAddGenerator(jd, gen);
+    return j;
+}
+
+cpu_jit *cpu_jit_create(const cpu_target *t, LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef m,
+                        char *err, size_t errlen) {
+    cpu_jit *j = jit_new(t, err, errlen);
+    LLVMTargetMachineRef tm = j ? cpu_target_machine(t, true, err, errlen) : NULL;
+    if (!tm) {
+        cpu_jit_destroy(j);
+        LLVMDisposeModule(m);
+        LLVMOrcDisposeThreadSafeContext(tsc);
+        return NULL;
+    }
+    set_layout(m, t, tm);
+    LLVMDisposeTargetMachine(tm);
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, tsc);
     LLVMOrcDisposeThreadSafeContext(tsc);      /* the module keeps the context alive */
-    e = LLVMOrcLLJITAddLLVMIRModule(j->jit, jd, tsm);
+    LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm);
     if (e) {
         LLVMOrcDisposeThreadSafeModule(tsm);
         take_error(e, "cannot add the kernel module to the JIT", err, errlen);
+        cpu_jit_destroy(j);
+        return NULL;
+    }
+    return j;
+}
+
+bool cpu_emit_jit_object(LLVMModuleRef m, const cpu_target *t, LLVMMemoryBufferRef *out, char *err, size_t errlen) {
+    *out = NULL;
+    LLVMTargetMachineRef tm = cpu_target_machine(t, true, err, errlen);
+    if (!tm) return false;
+    set_layout(m, t, tm);
+    char *msg = NULL;
+    bool failed = LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &msg, out);
+    if (failed) {
+        snprintf(err, errlen, "cannot generate machine code: %s", msg ? msg : "?");
+        *out = NULL;
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeTargetMachine(tm);
+    return !failed;
+}
+
+cpu_jit *cpu_jit_create_from_object(const cpu_target *t, LLVMMemoryBufferRef obj, char *err, size_t errlen) {
+    cpu_jit *j = jit_new(t, err, errlen);
+    if (!j) {
+        LLVMDisposeMemoryBuffer(obj);
+        return NULL;
+    }
+    /* LLJIT takes the buffer whatever happens. */
+    LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), obj);
+    if (!take_error(e, "cannot add the cached object to the JIT", err, errlen)) {
         cpu_jit_destroy(j);
         return NULL;
     }

@@ -1,5 +1,7 @@
 /* Turning a generated LLVM module into machine code: the O3 pipeline, ORC LLJIT for
- * in-process use, and object files for `attnc build`. */
+ * in-process use, object files for `attnc build`, and in-memory objects for the on-disk
+ * kernel cache (emitted with the JIT's own code generation settings, then linked into a
+ * JIT with no code generation at all). */
 #ifndef ATTNC_CPU_JIT_H
 #define ATTNC_CPU_JIT_H
 #include <stdbool.h>
@@ -15,11 +17,19 @@ bool cpu_optimize_module(LLVMModuleRef m, const cpu_target *t, char *err, size_t
 /* Writes an object file for the (already optimised) module. */
 bool cpu_emit_object(LLVMModuleRef m, const cpu_target *t, const char *path, char *err, size_t errlen);
 
+/* Machine code for the (already optimised) module as an in-memory object file, generated
+ * exactly as cpu_jit_create would (the JIT's relocation and code model), so it can be
+ * linked by cpu_jit_create_from_object. The caller owns *out (LLVMDisposeMemoryBuffer). */
+bool cpu_emit_jit_object(LLVMModuleRef m, const cpu_target *t, LLVMMemoryBufferRef *out, char *err, size_t errlen);
+
 typedef struct cpu_jit cpu_jit;
 /* A JIT for one module: takes ownership of the module and of the thread-safe context
  * it was built in (the caller must not dispose either). Process symbols (libm) resolve. */
 cpu_jit *cpu_jit_create(const cpu_target *t, LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef m,
                         char *err, size_t errlen);
+/* A JIT that links an object file from cpu_emit_jit_object (for the same target), taking
+ * ownership of obj; no IR, no optimisation, no code generation. Process symbols resolve. */
+cpu_jit *cpu_jit_create_from_object(const cpu_target *t, LLVMMemoryBufferRef obj, char *err, size_t errlen);
 /* Address of a defined function, or NULL with a message. */
 void *cpu_jit_lookup(cpu_jit *j, const char *name, char *err, size_t errlen);
 void cpu_jit_destroy(cpu_jit *j);
