@@ -127,7 +127,7 @@ static int usage(FILE *out, int status) {
           "                                        run a kernel on .npy or random inputs\n"
           "  emit --target llvm|cuda[:smXX] FILE --kernel N   print LLVM IR or CUDA C\n"
           "  build --target cpu|cuda:smXX FILE -o DIR [--kernel N]  object/cubin + C header\n"
-          "  cache ls|clear [--dir DIR]            list or empty the kernel cache\n"
+          "  cache ls|rm KEY|KERNEL|clear [--dir DIR]  list, remove or empty the kernel cache\n"
           "  version\n", out);
     return status;
 }

@@ -45,7 +45,10 @@ bool cuda_compile_kernel(const ir_kernel *k, const char *arch, const kernel_cach
     if (cache) {
         char store_err[512];
         /* a cache that cannot be written only costs the next run a compile */
-        kernel_cache_store(cache, &out->key, out->image, out->image_size, store_err, sizeof store_err);
+        char target[32];
+        snprintf(target, sizeof target, "cuda:%s", arch);
+        kernel_cache_store_named(cache, &out->key, k->name, target, out->image, out->image_size, store_err,
+                                 sizeof store_err);
     }
     return true;
 fail:
