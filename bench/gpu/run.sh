@@ -12,8 +12,8 @@ has() { [[ " $stages " == *" $1 "* ]]; }
 export ATTNC_CACHE_DIR=$PWD/build-gpu/kernel-cache
 B=build-gpu
 bash bench/gpu/device_build.sh || exit 1
-# the GPU machine gets a copy of the tree without git: tools/pregen.sh records the commit
-commit=$(git rev-parse --short HEAD 2>/dev/null || cat .devgen/COMMIT 2>/dev/null || echo unknown)
+# the GPU machine's copy of the tree may carry a stale .git: tools/pregen.sh records the real commit
+commit=$(cat .devgen/COMMIT 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 status=0
 
 if has tests; then
