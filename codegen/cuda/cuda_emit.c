@@ -346,9 +346,14 @@ static void emit_mma_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) {
       "        bool need_mask = kv0 + BC > seq_k;\n");
     if (k->mask)
         E("        need_mask = need_mask || attnc_mask_class(q_lo, q_hi, kv0, (kv0 + BC < seq_k ? kv0 + BC : seq_k) - 1, h_lo, h_hi, batch, seq_q, seq_k) != 1;\n");
+    /* Without a score modifier (and with a positive scale) the raw scores stay as they are:
+       the row max is taken on them and scaled once, and exp2(s·scale·log2e − m) becomes one
+       FFMA into the MUFU, saving a multiply per score (max commutes with a positive
+       scale, and rounding is monotonic, so the max is the same number). */
+    const bool fused_scale = !k->score_mod && kernel_scale(k) > 0;
     const char *logit = k->score_mod
         ? "attnc_score_mod(&A, acc_s[nt][i] * SCALE, row_q[i >> 1], kv0 + tile_acc_col(nt, lane, i), row_h[i >> 1], batch, seq_q, seq_k) * LOG2E"
-        : "acc_s[nt][i] * SCALE_LOG2E";
+        : fused_scale ? "acc_s[nt][i]" : "acc_s[nt][i] * SCALE_LOG2E";
     E("        if (need_mask) {\n"
       "            #pragma unroll\n"
       "            for (int nt = 0; nt < BC / 8; ++nt)\n"
@@ -358,20 +363,22 @@ static void emit_mma_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) {
       "                    const bool keep = kv_idx < seq_k%s;\n"
       "                    acc_s[nt][i] = keep ? %s : -ATTNC_INF;\n"
       "                }\n"
-      "        } else {\n"
-      "            #pragma unroll\n"
-      "            for (int nt = 0; nt < BC / 8; ++nt)\n"
-      "                #pragma unroll\n"
-      "                for (int i = 0; i < 4; ++i) acc_s[nt][i] = %s;\n"
-      "        }\n",
-      k->mask ? " && attnc_mask(&A, 0.f, row_q[i >> 1], kv_idx, row_h[i >> 1], batch, seq_q, seq_k)" : "", logit, logit);
+      "        }%s",
+      k->mask ? " && attnc_mask(&A, 0.f, row_q[i >> 1], kv_idx, row_h[i >> 1], batch, seq_q, seq_k)" : "", logit,
+      fused_scale ? "\n" : " else {\n");
+    if (!fused_scale)
+        E("            #pragma unroll\n"
+          "            for (int nt = 0; nt < BC / 8; ++nt)\n"
+          "                #pragma unroll\n"
+          "                for (int i = 0; i < 4; ++i) acc_s[nt][i] = %s;\n"
+          "        }\n", logit);
     if (p->stages == 1 && !p->v_in_k) {
         E("        cp_async_wait0();\n"
           "        bar_sync();   /* V[n] landed; everyone is done reading K[n] */\n"
           "        if (n > n_lo) { load_k_tile(&A, sK0, n - 1, batch, kvh); cp_async_commit(); }\n");
     }
     /* online softmax (cuda-kernels.md §5): rows g (elements 0, 1) and g + 8 (2, 3) */
-    E("        float mx[2] = {row_m[0], row_m[1]};\n"
+    E("        float mx[2] = {%s, %s};\n"
       "        #pragma unroll\n"
       "        for (int nt = 0; nt < BC / 8; ++nt) {\n"
       "            mx[0] = fmaxf(mx[0], fmaxf(acc_s[nt][0], acc_s[nt][1]));\n"
@@ -382,6 +389,7 @@ static void emit_mma_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) {
       "        for (int r = 0; r < 2; ++r) {\n"
       "            mx[r] = fmaxf(mx[r], shfl_xor(mx[r], 1));\n"
       "            mx[r] = fmaxf(mx[r], shfl_xor(mx[r], 2));\n"
+      "%s"
       "            msub[r] = mx[r] == -ATTNC_INF ? 0.f : mx[r];   /* -inf - -inf would be NaN */\n"
       "            alpha[r] = ex2(row_m[r] - msub[r]);\n"
       "            row_m[r] = mx[r];\n"
@@ -391,10 +399,14 @@ static void emit_mma_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) {
       "        for (int nt = 0; nt < BC / 8; ++nt) {\n"
       "            #pragma unroll\n"
       "            for (int i = 0; i < 4; ++i) {\n"
-      "                acc_s[nt][i] = ex2(acc_s[nt][i] - msub[i >> 1]);\n"
+      "                acc_s[nt][i] = ex2(%s);\n"
       "                lsum[i >> 1] += acc_s[nt][i];\n"
       "            }\n"
-      "        }\n"
+      "        }\n",
+      fused_scale ? "-ATTNC_INF" : "row_m[0]", fused_scale ? "-ATTNC_INF" : "row_m[1]",
+      fused_scale ? "            mx[r] = fmaxf(row_m[r], mx[r] * SCALE_LOG2E);   /* raw tile max, scaled once */\n" : "",
+      fused_scale ? "fmaf(acc_s[nt][i], SCALE_LOG2E, -msub[i >> 1])" : "acc_s[nt][i] - msub[i >> 1]");
+    E(
       "        row_l[0] = row_l[0] * alpha[0] + lsum[0];\n"
       "        row_l[1] = row_l[1] * alpha[1] + lsum[1];\n"
       "        #pragma unroll\n"
