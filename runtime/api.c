@@ -479,6 +479,19 @@ attnc_status attnc_kernel_signature(const attnc_kernel *k, int64_t batch, int64_
     return ok(err);
 }
 
+attnc_status attnc_kernel_workspace(const attnc_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k, int64_t *bytes,
+                                    attnc_error *err) {
+    if (bytes) *bytes = 0;
+    if (!k || !bytes)
+        return api_fail(err, ATTNC_ERR_INVALID_ARGUMENT, "attnc_kernel_workspace: %s",
+                        !k ? "the kernel is NULL" : "bytes is NULL");
+    attnc_status s = check_lengths(k->ir, batch, seq_q, seq_k, err);
+    if (s != ATTNC_OK) return s;
+    const engine_ops *ops = k->prog->ctx->ops;
+    *bytes = ops->workspace ? ops->workspace(k->prog->ctx->state, k->ek, batch, seq_q, seq_k) : 0;
+    return ok(err);
+}
+
 /* ---------------------------------------------------------------- launches */
 
 static bool dtype_known(attnc_dtype t) { return (unsigned)t <= (unsigned)ATTNC_F64; }

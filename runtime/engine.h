@@ -50,6 +50,9 @@ typedef struct engine_ops {
     bool (*launch)(void *state, engine_kernel *ek, int64_t batch, int64_t seq_q, int64_t seq_k,
                    attnc_tensor *tensors, int n, const engine_launch *opts, attnc_error *err);
     void (*release)(void *state, engine_kernel *ek);
+    /* Bytes of scratch memory a launch with these lengths takes beyond its tensors (host
+     * memory on cpu, device memory on cuda); lengths already checked. */
+    int64_t (*workspace)(void *state, engine_kernel *ek, int64_t batch, int64_t seq_q, int64_t seq_k);
 } engine_ops;
 
 const engine_ops *engine_ref_ops(void);

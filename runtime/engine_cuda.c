@@ -118,6 +118,16 @@ static void cuda_release(void *state, engine_kernel *ek) {
     free(ek);
 }
 
-static const engine_ops cuda_ops = { "cuda", cuda_open, cuda_close, cuda_compile, cuda_launch, cuda_release };
+/* Split-KV partials for the split count a launch of these lengths picks on this device;
+ * 0 for prefill. Taken from the stream-ordered pool at launch, returned in stream order. */
+static int64_t cuda_workspace(void *state, engine_kernel *ek, int64_t batch, int64_t seq_q, int64_t seq_k) {
+    (void)state;
+    const cuda_kernel *h = &ek->h;
+    int splits = cuda_plan_num_splits(&h->plan, h->k, batch, seq_q, seq_k, h->drv.sm_count);
+    return (int64_t)cuda_workspace_bytes(h->k, &h->plan, batch, seq_q, splits);
+}
+
+static const engine_ops cuda_ops = { "cuda", cuda_open, cuda_close, cuda_compile, cuda_launch, cuda_release,
+                                     cuda_workspace };
 
 const engine_ops *engine_cuda_ops(void) { return &cuda_ops; }

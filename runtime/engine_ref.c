@@ -41,6 +41,12 @@ static void ref_release(void *state, engine_kernel *ek) {
     free(ek);
 }
 
-static const engine_ops ref_ops = { "ref", ref_open, ref_close, ref_compile, ref_launch, ref_release };
+/* The interpreter allocates its own float64 temporaries; they are not a launch's workspace. */
+static int64_t ref_workspace(void *state, engine_kernel *ek, int64_t batch, int64_t seq_q, int64_t seq_k) {
+    (void)state; (void)ek; (void)batch; (void)seq_q; (void)seq_k;
+    return 0;
+}
+
+static const engine_ops ref_ops = { "ref", ref_open, ref_close, ref_compile, ref_launch, ref_release, ref_workspace };
 
 const engine_ops *engine_ref_ops(void) { return &ref_ops; }

@@ -148,6 +148,13 @@ typedef struct attnc_tensor_info {
 attnc_status attnc_kernel_signature(const attnc_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k,
                                     attnc_tensor_info *out, int cap, int *n_out, attnc_error *err);
 
+/* Scratch memory a launch with these lengths takes beyond its tensors, in bytes: on cuda
+ * device memory (0 for prefill; the split-KV partials of a decode, O(batch · heads_q ·
+ * splits · d_v), taken from the driver's stream-ordered pool), on cpu host memory (per-thread
+ * tiles, RoPE tables, split partials, kept by the kernel between launches), 0 on ref. */
+attnc_status attnc_kernel_workspace(const attnc_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k, int64_t *bytes,
+                                    attnc_error *err);
+
 typedef struct attnc_launch_options {
     void *stream;                  /* CUDA with device pointers: a CUstream (NULL: the legacy default stream) of
                                       the context's device's primary context (PyTorch's streams are) */

@@ -84,6 +84,12 @@ static void cpu_release(void *state, engine_kernel *ek) {
     free(ek);
 }
 
-static const engine_ops cpu_ops = { "cpu", cpu_open, cpu_close, cpu_compile_kernel, cpu_launch_kernel, cpu_release };
+static int64_t cpu_workspace(void *state, engine_kernel *ek, int64_t batch, int64_t seq_q, int64_t seq_k) {
+    const cpu_state *s = state;
+    return cpu_workspace_bytes(ek->ck, ek->k, s->threads, batch, seq_q, seq_k);
+}
+
+static const engine_ops cpu_ops = { "cpu", cpu_open, cpu_close, cpu_compile_kernel, cpu_launch_kernel, cpu_release,
+                                    cpu_workspace };
 
 const engine_ops *engine_cpu_ops(void) { return &cpu_ops; }

@@ -632,6 +632,41 @@ static void test_threads(attnc_context *ctx) {
     /* shared is left for attnc_context_destroy, which must free it (ASan checks) */
 }
 
+/* Workspace queries: argument errors; ref needs none; a cpu decode over many keys needs
+ * split partials, more for more keys (the split count grows), and prefill at least its
+ * per-thread tiles. */
+static void test_workspace(attnc_context *ref, attnc_context *cpu) {
+    static const char spec[] =
+        "kernel pre {\n heads q = 4, kv = 2\n dims qk = 64, v = 64\n mask causal\n}\n"
+        "kernel dec {\n heads q = 4, kv = 2\n dims qk = 64, v = 64\n mask causal\n phase decode\n}\n";
+    attnc_context *ctxs[2] = {ref, cpu};
+    for (int c = 0; c < 2; c++) {
+        if (!ctxs[c]) continue;
+        attnc_program *p = NULL;
+        attnc_kernel *pre = NULL, *dec = NULL;
+        attnc_error err;
+        CHECK_MSG(attnc_compile_string(ctxs[c], spec, 0, "ws.attn", &p, &err) == ATTNC_OK, "%s", err.message);
+        CHECK(attnc_kernel_get(p, "pre", &pre, &err) == ATTNC_OK && attnc_kernel_get(p, "dec", &dec, &err) == ATTNC_OK);
+        if (!pre || !dec) { attnc_program_destroy(p); continue; }
+        int64_t b = -1, small = -1, big = -1;
+        CHECK(attnc_kernel_workspace(NULL, 1, 1, 1, &b, &err) == ATTNC_ERR_INVALID_ARGUMENT && b == 0);
+        CHECK(attnc_kernel_workspace(pre, 1, 1, 1, NULL, &err) == ATTNC_ERR_INVALID_ARGUMENT);
+        CHECK(attnc_kernel_workspace(pre, -1, 1, 1, &b, &err) == ATTNC_ERR_INVALID_ARGUMENT);
+        CHECK_MSG(attnc_kernel_workspace(pre, 2, 300, 300, &b, &err) == ATTNC_OK, "%s", err.message);
+        CHECK_MSG(attnc_kernel_workspace(dec, 2, 1, 64, &small, &err) == ATTNC_OK, "%s", err.message);
+        CHECK_MSG(attnc_kernel_workspace(dec, 2, 1, 100000, &big, &err) == ATTNC_OK, "%s", err.message);
+        if (c == 0) {
+            CHECK(b == 0 && small == 0 && big == 0);
+        } else {
+            CHECK_MSG(b > 0 && big > small && small > 0, "cpu workspace: prefill %lld, decode 64 keys %lld, 100k keys %lld",
+                      (long long)b, (long long)small, (long long)big);
+            /* bounded by O(batch · heads · splits · d_v) plus per-thread tiles: far below the K/V bytes */
+            CHECK_MSG(big < (int64_t)2 * 100000 * 2 * 128 * 4, "cpu decode workspace %lld bytes", (long long)big);
+        }
+        attnc_program_destroy(p);
+    }
+}
+
 int main(void) {
     test_contexts();
     attnc_context *ref = make_ctx("ref");
@@ -651,6 +686,7 @@ int main(void) {
     printf("test_api: no LLVM in this build: the cpu target is checked only for its refusal\n");
 #endif
     test_results(ref, cpu);
+    test_workspace(ref, cpu);
     test_threads(ref);
     if (cpu) test_threads(cpu);
     attnc_context_destroy(cpu);

@@ -141,6 +141,16 @@ static void check_run(attnc_program *cuda_p, attnc_program *ref_p, cuda_driver *
     printf("  %-11s [%d, %4lld, %5lld]  %d threads x 25 launches on device pointers: max |diff| %.2g vs host launch, "
            "%.2g vs interpreter\n", r->kernel, B, (long long)r->sq, (long long)r->sk, T, worst_host, worst_ref);
 
+    /* the workspace query: none for prefill; split-KV partials (f32 o and lse per split) for decode */
+    int64_t ws = -1;
+    CHECK_MSG(attnc_kernel_workspace(k, B, r->sq, r->sk, &ws, &err) == ATTNC_OK, "%s", err.message);
+    int64_t per_split = (int64_t)B * H * r->sq * (D + 1) * 4;
+    if (strcmp(r->kernel, "gqa") == 0) CHECK_MSG(ws == 0, "prefill workspace %lld", (long long)ws);
+    else CHECK_MSG(ws == 0 || (ws % per_split == 0 && ws / per_split >= 2), "decode workspace %lld (per split %lld)",
+                   (long long)ws, (long long)per_split);
+    if (strcmp(r->kernel, "gqa_decode") == 0 && r->sk >= 3000) CHECK_MSG(ws > 0, "a 3000-key decode of 2 x 2 kv heads splits");
+    printf("  %-11s workspace %lld bytes\n", r->kernel, (long long)ws);
+
     /* a device view in another dtype is refused with the dtype code, and nothing runs */
     attnc_tensor bad[4] = {view("q", ATTNC_BF16, r->sq, H, D, (void *)(uintptr_t)dq, true),
                            view("k", ATTNC_BF16, r->sk, HKV, D, (void *)(uintptr_t)dk, true),
