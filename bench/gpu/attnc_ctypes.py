@@ -121,6 +121,8 @@ _PROTOTYPES = {
     "attnc_kernel_signature": (ctypes.c_int, [_P, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                                               ctypes.POINTER(attnc_tensor_info), ctypes.c_int,
                                               ctypes.POINTER(ctypes.c_int), _ERR]),
+    "attnc_kernel_workspace": (ctypes.c_int, [_P, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                                              ctypes.POINTER(ctypes.c_int64), _ERR]),
     "attnc_launch": (ctypes.c_int, [_P, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                                     ctypes.POINTER(attnc_tensor), ctypes.c_int,
                                     ctypes.POINTER(attnc_launch_options), _ERR]),
@@ -409,6 +411,14 @@ class Kernel:
         _check(lib().attnc_kernel_signature(self.handle, batch, seq_q, seq_k, arr, n.value, ctypes.byref(n),
                                             ctypes.byref(err)), err, "signature of '%s'" % self.name)
         return [TensorInfo(arr[i]) for i in range(n.value)]
+
+    def workspace(self, batch, seq_q, seq_k):
+        """Scratch bytes a launch with these lengths takes beyond its tensors."""
+        b = ctypes.c_int64()
+        err = attnc_error()
+        _check(lib().attnc_kernel_workspace(self.handle, batch, seq_q, seq_k, ctypes.byref(b), ctypes.byref(err)), err,
+               "workspace of '%s'" % self.name)
+        return b.value
 
     def bind(self, batch, seq_q, seq_k, tensors, stream=None, device_pointers=False):
         """A callable making exactly this launch; the views are built once, here."""

@@ -895,6 +895,10 @@ def selftest_numpy(args, check):
           "a spec error raises ATTNC_ERR_SPEC with the diagnostics text: %s" % m.splitlines()[0][:120] if m else "none")
     c, m = code_of(lambda: prog.kernel("nope"))
     check(c == "ATTNC_ERR_UNKNOWN_KERNEL", "an unknown kernel raises ATTNC_ERR_UNKNOWN_KERNEL: %s" % m[:120])
+    ws = kern.workspace(b, sq, sk)
+    check(isinstance(ws, int) and ws >= 0, "the workspace query answers (%d bytes on the cpu target)" % ws)
+    c, m = code_of(lambda: kern.workspace(-1, sq, sk))
+    check(c == "ATTNC_ERR_INVALID_ARGUMENT", "a negative batch in the workspace query raises ATTNC_ERR_INVALID_ARGUMENT")
     c, m = code_of(lambda: A.Context("tpu"))
     check(c == "ATTNC_ERR_UNKNOWN_TARGET", "an unknown target raises ATTNC_ERR_UNKNOWN_TARGET")
 
