@@ -286,8 +286,44 @@ static void emit_mma_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) {
     }
     E("        }\n");
     if (rope) {
-        int npair = (k->rope.dim_hi - k->rope.dim_lo) / 2;
-        if (!k->rope.explicit_positions && npair > 0 &&
+        int npair = (k->rope.dim_hi - k->rope.dim_lo) / 2, np2 = npair / 2;
+        bool half2 = k->rope.layout == IR_ROPE_HALF && !k->rope.explicit_positions && npair % 2 == 0 && np2 > 0 &&
+                     k->rope.dim_lo % 2 == 0 &&
+                     ((p->threads >= np2 && p->threads % np2 == 0) || (np2 > p->threads && np2 % p->threads == 0));
+        if (half2) {
+            /* Half layout: pairs j and j+1 sit in adjacent columns on both sides (c0, c0+1
+               and c0+NPAIR, c0+NPAIR+1), so a thread rotates two pairs with two 32-bit
+               shared loads and stores; angles as below, one state per pair. */
+            int jpt = np2 > p->threads ? np2 / p->threads : 1, rstep = np2 > p->threads ? 1 : p->threads / np2;
+            E("        #pragma unroll\n"
+              "        for (int jq = 0; jq < %d; ++jq) {\n"
+              "            const int j = 2 * (%s), r0 = %s;\n"
+              "            float sa, ca, sb, cb, dsa, dca, dsb, dcb;\n"
+              "            attnc_rope_cs((double)(n * BC + r0), rope_freq(&A, j), &sa, &ca);\n"
+              "            attnc_rope_cs((double)(n * BC + r0), rope_freq(&A, j + 1), &sb, &cb);\n"
+              "            attnc_rope_cs(%d.0, rope_freq(&A, j), &dsa, &dca);\n"
+              "            attnc_rope_cs(%d.0, rope_freq(&A, j + 1), &dsb, &dcb);\n"
+              "            const int c0 = rope_dim0(j), c1 = rope_dim1(j);\n"
+              "            for (int r = r0; r < BC; r += %d) {\n"
+              "                if (n * BC + r < seq_k) {\n"
+              "                    const u32 a0 = sK + (u32)smem_tile_offset(r, c0, BC, D), a1 = sK + (u32)smem_tile_offset(r, c1, BC, D);\n"
+              "                    const u32 x = lds_u32(a0), y = lds_u32(a1);\n"
+              "                    const float x0 = ELEM_TO_F((u16)(x & 0xffffu)), x1 = ELEM_TO_F((u16)(x >> 16));\n"
+              "                    const float y0 = ELEM_TO_F((u16)(y & 0xffffu)), y1 = ELEM_TO_F((u16)(y >> 16));\n"
+              "                    sts_u32(a0, PACK2(x0 * ca - y0 * sa, x1 * cb - y1 * sb));\n"
+              "                    sts_u32(a1, PACK2(x0 * sa + y0 * ca, x1 * sb + y1 * cb));\n"
+              "                }\n"
+              "                const float sa2 = sa * dca + ca * dsa, sb2 = sb * dcb + cb * dsb;\n"
+              "                ca = ca * dca - sa * dsa;\n"
+              "                cb = cb * dcb - sb * dsb;\n"
+              "                sa = sa2;\n"
+              "                sb = sb2;\n"
+              "            }\n"
+              "        }\n"
+              "        bar_sync();\n",
+              jpt, jpt > 1 ? "tid + jq * NT" : "tid % (NPAIR / 2)", jpt > 1 ? "0" : "tid / (NPAIR / 2)", rstep, rstep,
+              rstep);
+        } else if (!k->rope.explicit_positions && npair > 0 &&
             ((p->threads >= npair && p->threads % npair == 0) || (npair > p->threads && npair % p->threads == 0))) {
             /* Every K tile is rotated once per query block, so this is hot: each thread keeps
                its pair(s) j for the whole tile and walks rows RSTEP apart, so the angle needs

@@ -74,6 +74,8 @@ static const char cuda_prims[] =
     "ATTNC_DEVICE u16 f_to_f16(float x) { u16 r; asm(\"cvt.rn.f16.f32 %0, %1;\\n\" : \"=h\"(r) : \"f\"(x)); return r; }\n"
     "ATTNC_DEVICE u16 lds_u16(u32 a) { u16 v; asm volatile(\"ld.shared.u16 %0, [%1];\\n\" : \"=h\"(v) : \"r\"(a) : \"memory\"); return v; }\n"
     "ATTNC_DEVICE void sts_u16(u32 a, u16 v) { asm volatile(\"st.shared.u16 [%0], %1;\\n\" :: \"r\"(a), \"h\"(v) : \"memory\"); }\n"
+    "ATTNC_DEVICE u32 lds_u32(u32 a) { u32 v; asm volatile(\"ld.shared.u32 %0, [%1];\\n\" : \"=r\"(v) : \"r\"(a) : \"memory\"); return v; }\n"
+    "ATTNC_DEVICE void sts_u32(u32 a, u32 v) { asm volatile(\"st.shared.u32 [%0], %1;\\n\" :: \"r\"(a), \"r\"(v) : \"memory\"); }\n"
     "ATTNC_DEVICE float lds_f32(u32 a) { float v; asm volatile(\"ld.shared.f32 %0, [%1];\\n\" : \"=f\"(v) : \"r\"(a) : \"memory\"); return v; }\n"
     "ATTNC_DEVICE void sts_f32(u32 a, float v) { asm volatile(\"st.shared.f32 [%0], %1;\\n\" :: \"r\"(a), \"f\"(v) : \"memory\"); }\n"
     "ATTNC_DEVICE void warp_sync(void) { __syncwarp(0xffffffffu); }\n"

@@ -294,6 +294,23 @@ ATTNC_DEVICE void sts_u16(u32 a, u16 v) {
     memcpy(sim_g->smem + a, &v, 2);
     sim_shadow_written(me->tid, me->epoch, a, 2);
 }
+ATTNC_DEVICE u32 lds_u32(u32 a) {
+    sim_thread *me = sim_g->cur;
+    u32 v = 0xFFFFFFFFu;
+    sim_g->stats.lds++;
+    if (!sim_smem_range(a, 4, 4, "ld.shared.u32")) return v;
+    sim_shadow_read(me->tid, me->epoch, a, 4, "ld.shared.u32");
+    memcpy(&v, sim_g->smem + a, 4);
+    return v;
+}
+ATTNC_DEVICE void sts_u32(u32 a, u32 v) {
+    sim_thread *me = sim_g->cur;
+    sim_g->stats.sts++;
+    if (!sim_smem_range(a, 4, 4, "st.shared.u32")) return;
+    sim_shadow_write_check(me->tid, me->epoch, a, 4, "st.shared.u32");
+    memcpy(sim_g->smem + a, &v, 4);
+    sim_shadow_written(me->tid, me->epoch, a, 4);
+}
 ATTNC_DEVICE float lds_f32(u32 a) {
     sim_thread *me = sim_g->cur;
     float v = NAN;
