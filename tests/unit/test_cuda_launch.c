@@ -11,6 +11,7 @@
 #include "check.h"
 #include "codegen/cuda/cuda_args.h"
 #include "codegen/cuda/cuda_backend.h"
+#include "codegen/cuda/cuda_kernel.h"
 #include "codegen/cuda/cuda_launch.h"
 #include "codegen/cuda/cuda_plan.h"
 #include "frontend/frontend.h"
@@ -149,6 +150,78 @@ static void check_download(const views *v, const char *name, attnc_dtype device_
     CHECK_MSG(bad == 0, "tensor '%s': %d elements differ from what the device held", name, bad);
 }
 
+/* Device views through a loaded kernel (what the C API's cuda engine does with
+ * device_pointers = 1): one load, launches on the stand-in's "device" memory with padded q
+ * rows and a stream; the argument block carries those addresses and strides, context
+ * pushes are balanced, a wrong dtype is refused, a split-KV workspace is returned (the
+ * stand-in has no stream-ordered allocator, so this is the synchronous fallback). */
+static void test_device_views(fake_api *fake, const ir_kernel *pre, const ir_kernel *dec) {
+    void *h = dlopen(FAKE_LIBCUDA, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE), *p;
+    int (*dalloc)(uint64_t *, size_t) = NULL, (*dfree)(uint64_t) = NULL;
+    if (h && (p = dlsym(h, "cuMemAlloc_v2"))) memcpy(&dalloc, &p, sizeof p);
+    if (h && (p = dlsym(h, "cuMemFree_v2"))) memcpy(&dfree, &p, sizeof p);
+    CHECK(dalloc && dfree);
+    if (!dalloc || !dfree) return;
+    const ir_kernel *ks[2] = {pre, dec};
+    const int64_t shapes[2][3] = {{2, 50, 70}, {1, 1, 4096}};
+    for (int c = 0; c < 2; c++) {
+        const ir_kernel *k = ks[c];
+        int64_t b = shapes[c][0], sq = shapes[c][1], sk = shapes[c][2];
+        char err[4096];
+        cuda_kernel kh;
+        fake->reset();
+        CHECK_MSG(cuda_kernel_load(&kh, k, NULL, -1, NULL, err, sizeof err), "%s: %s", k->name, err);
+        int depth0 = fake->context_depth();
+        sig_tensor sig[SIG_MAX_TENSORS];
+        int ns = ir_signature(k, b, sq, sk, sig);
+        attnc_tensor t[SIG_MAX_TENSORS];
+        uint64_t mem[SIG_MAX_TENSORS] = {0};
+        int n = 0;
+        bool ok = true;
+        for (int i = 0; i < ns; i++) {
+            attnc_tensor *x = &t[n++];
+            memset(x, 0, sizeof *x);
+            x->name = sig[i].name, x->dtype = sig[i].dtype, x->ndim = sig[i].ndim;
+            int64_t elems = 1, row = sig[i].shape[sig[i].ndim - 1];
+            bool padded = !strcmp(sig[i].name, "q");
+            if (padded) row += 8;   /* q rows padded to d + 8 elements */
+            for (int d = 0; d < x->ndim; d++) x->shape[d] = sig[i].shape[d], elems *= d == x->ndim - 1 ? row : sig[i].shape[d];
+            if (padded) {
+                x->strides[3] = 1, x->strides[2] = row, x->strides[1] = x->shape[2] * row, x->strides[0] = x->shape[1] * x->strides[1];
+            }
+            ok = ok && dalloc(&mem[i], (size_t)elems * (size_t)attnc_dtype_size(x->dtype)) == 0;
+            x->data = (void *)(uintptr_t)mem[i];
+        }
+        CHECK(ok);
+        int splits = 0, base = fake->launch_count(), live0 = fake->live_allocations();
+        ok = ok && cuda_kernel_launch(&kh, b, sq, sk, t, n, (void *)0x77, &splits, err, sizeof err);
+        CHECK_MSG(ok, "%s on device views: %s", k->name, err);
+        CHECK(fake->context_depth() == depth0);
+        CHECK_MSG(fake->live_allocations() == live0, "%s: %d allocations left by a launch", k->name,
+                  fake->live_allocations() - live0);
+        CHECK(fake->launch_count() == base + (splits > 1 ? 2 : 1));
+        if (ok && fake->launch_count() > base) {
+            const fake_launch *l = fake->launch(base);
+            const attnc_tensor *q = &t[0];
+            CHECK(l->args.q == mem[0] && l->args.q_st[2] == q->strides[2] && l->args.q_st[1] == q->strides[1] &&
+                  l->args.q_st[0] == q->strides[0] && l->args.q_st[3] == 1);
+            CHECK(l->args.n_splits == splits && (splits > 1) == (l->args.ws_o != 0));
+        }
+        if (c == 1) CHECK_MSG(splits > 1, "a 4096-key decode on device views used %d splits", splits);
+        /* device views must carry the kernel's dtype: attnc converts (to f64 outputs) only
+           for host tensors */
+        for (int i = 0; i < n; i++)
+            if (!strcmp(t[i].name, "o")) t[i].dtype = ATTNC_F64;
+        CHECK(!cuda_kernel_launch(&kh, b, sq, sk, t, n, NULL, NULL, err, sizeof err) && strstr(err, "dtype"));
+        CHECK(fake->context_depth() == depth0);
+        for (int i = 0; i < ns; i++)
+            if (mem[i]) dfree(mem[i]);
+        int unloaded = fake->modules(0);
+        cuda_kernel_unload(&kh);
+        CHECK(fake->modules(0) == unloaded + 1);
+    }
+}
+
 int main(void) {
     fake_api fake;
     if (!load_fake(&fake)) {
@@ -271,6 +344,9 @@ int main(void) {
     check_download(&v, "state_out", ATTNC_F32);
     sout->data = NULL;
     free_views(&v);
+    CHECK(fake.live_allocations() == 0);
+
+    test_device_views(&fake, pre, dec);
     CHECK(fake.live_allocations() == 0);
 
     char cmd[300];
