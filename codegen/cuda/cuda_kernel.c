@@ -1,6 +1,5 @@
 /* Compile-once, launch-many CUDA kernels (see cuda_kernel.h). */
 #include "codegen/cuda/cuda_kernel.h"
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,22 +18,13 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 /* Entry function by name, with its dynamic shared memory opted in when over 48 KB. */
 static bool get_entry(cuda_kernel *h, const char *name, int smem, void **fn, char *err, size_t errlen) {
     const cuda_driver *drv = &h->drv;
     int rc = drv->module_get_function(fn, h->module, name);
     if (rc) return cuda_driver_fail(drv, rc, "cuModuleGetFunction", err, errlen);
     if (smem > drv->smem_optin)
-        return fail(err, errlen, "kernel '%s' needs %d bytes of shared memory per block; %s allows %d", h->k->name, smem,
+        return cuda_errorf(err, errlen, "kernel '%s' needs %d bytes of shared memory per block; %s allows %d", h->k->name, smem,
                     drv->name, drv->smem_optin);
     if (smem > 48 * 1024 && (rc = drv->func_set_attribute(*fn, CUDRV_FUNC_ATTR_MAX_DYNAMIC_SHARED, smem)))
         return cuda_driver_fail(drv, rc, "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", err, errlen);
@@ -81,7 +71,7 @@ static bool load_body(cuda_kernel *h, const char *arch, int device, const char *
     if (p->splitkv && p->kind != CUDA_KIND_RECUR && !get_entry(h, p->merge_name, 0, &h->merge, err, errlen)) return false;
     h->drv.func_get_attribute(&h->regs, CUDRV_FUNC_ATTR_NUM_REGS, h->fwd);
     if (h->regs * p->threads > 65536)
-        return fail(err, errlen, "kernel '%s' uses %d registers x %d threads, more than a multiprocessor holds", k->name,
+        return cuda_errorf(err, errlen, "kernel '%s' uses %d registers x %d threads, more than a multiprocessor holds", k->name,
                     h->regs, p->threads);
     h->compile_ms = now_ms() - t0;
     return cuda_driver_release_current(&h->drv, err, errlen);
@@ -123,13 +113,13 @@ static bool bind_views(const ir_kernel *k, const sig_tensor *sig, int ns, const 
         const attnc_tensor *t = sig_find(views, n_views, sig[i].name);
         if (!t) continue;   /* optional and absent */
         if (t->dtype != sig[i].dtype)
-            return fail(err, errlen, "tensor '%s': device views must have the kernel's dtype (%s), got %s", sig[i].name,
+            return cuda_errorf(err, errlen, "tensor '%s': device views must have the kernel's dtype (%s), got %s", sig[i].name,
                         attnc_dtype_name(sig[i].dtype), attnc_dtype_name(t->dtype));
         int64_t st[4];
         view_strides(t, st);
         for (int d = 0; d < t->ndim; d++)
             if (st[d] < 0)
-                return fail(err, errlen, "tensor '%s': negative stride %lld in dim %d", sig[i].name, (long long)st[d], d);
+                return cuda_errorf(err, errlen, "tensor '%s': negative stride %lld in dim %d", sig[i].name, (long long)st[d], d);
         uint64_t ptr = (uint64_t)(uintptr_t)t->data;
         const char *nm = sig[i].name;
         if (!strcmp(nm, "q")) a->q = ptr, memcpy(a->q_st, st, sizeof st);
@@ -159,9 +149,9 @@ static bool launch_body(const cuda_kernel *h, int64_t batch, int64_t seq_q, int6
     int ns = ir_signature(k, batch, seq_q, seq_k, sig);
     if (!sig_check(sig, ns, views, n_views, err, errlen)) return false;
     if (k->family == IR_RECURRENCE && seq_q != seq_k)
-        return fail(err, errlen, "recurrences need seq_q == seq_k (got %lld and %lld)", (long long)seq_q, (long long)seq_k);
+        return cuda_errorf(err, errlen, "recurrences need seq_q == seq_k (got %lld and %lld)", (long long)seq_q, (long long)seq_k);
     if (k->n_inputs > 8)
-        return fail(err, errlen, "kernel '%s' declares %d inputs; the CUDA backend takes at most 8", k->name, k->n_inputs);
+        return cuda_errorf(err, errlen, "kernel '%s' declares %d inputs; the CUDA backend takes at most 8", k->name, k->n_inputs);
     cuda_args_fixed a;
     memset(&a, 0, sizeof a);
     a.batch = batch, a.seq_q = seq_q, a.seq_k = seq_k;
@@ -192,10 +182,10 @@ static bool launch_body(const cuda_kernel *h, int64_t batch, int64_t seq_q, int6
     double freq[1024];
     int n_freq = cuda_args_n_freq(k);
     memset(freq, 0, sizeof freq);
-    if (n_freq > 1024) return fail(err, errlen, "kernel '%s': %d RoPE frequencies; at most 1024", k->name, n_freq);
+    if (n_freq > 1024) return cuda_errorf(err, errlen, "kernel '%s': %d RoPE frequencies; at most 1024", k->name, n_freq);
     if (k->rope.layout != IR_ROPE_NONE && k->rope.planned) ir_rope_inv_freq_at(&k->rope, seq_k, freq);
     unsigned char *blob = calloc(1, cuda_args_size(k));
-    if (!blob) return fail(err, errlen, "out of host memory");
+    if (!blob) return cuda_errorf(err, errlen, "out of host memory");
     cuda_args_pack(k, &a, in_ptr, (const int64_t(*)[4])in_st, freq, blob);
     void *params[1] = {blob};
     cuda_grid g = cuda_plan_fwd_grid(p, k, batch, seq_q, splits);
@@ -217,7 +207,7 @@ static bool launch_body(const cuda_kernel *h, int64_t batch, int64_t seq_q, int6
 
 bool cuda_kernel_launch(const cuda_kernel *h, int64_t batch, int64_t seq_q, int64_t seq_k, const attnc_tensor *views,
                         int n_views, void *stream, int *n_splits_out, char *err, size_t errlen) {
-    if (!h || !h->module) return fail(err, errlen, "launch of a CUDA kernel that is not loaded");
+    if (!h || !h->module) return cuda_errorf(err, errlen, "launch of a CUDA kernel that is not loaded");
     if (!cuda_driver_push(&h->drv, err, errlen)) return false;
     cu_deviceptr ws[2] = {0, 0};
     bool ws_async = false;

@@ -41,8 +41,7 @@ bool cuda_pick_arch(const char *requested, int cc_major, int cc_minor, char *out
     return true;
 }
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...) {
+bool cuda_errorf(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
@@ -51,46 +50,46 @@ static bool fail(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 static bool check_cp_async_view(const char *name, uint64_t ptr, const int64_t *st, int width, char *err, size_t errlen) {
-    if (!ptr) return fail(err, errlen, "tensor '%s' is missing (null device pointer)", name);
-    if (ptr % 16) return fail(err, errlen, "tensor '%s': device pointer 0x%llx is not 16-byte aligned; the tensor-core "
+    if (!ptr) return cuda_errorf(err, errlen, "tensor '%s' is missing (null device pointer)", name);
+    if (ptr % 16) return cuda_errorf(err, errlen, "tensor '%s': device pointer 0x%llx is not 16-byte aligned; the tensor-core "
                               "kernels load it with 16-byte cp.async", name, (unsigned long long)ptr);
-    if (st[3] != 1) return fail(err, errlen, "tensor '%s': the head-dim stride is %lld; the tensor-core kernels need it to "
+    if (st[3] != 1) return cuda_errorf(err, errlen, "tensor '%s': the head-dim stride is %lld; the tensor-core kernels need it to "
                                 "be 1 (contiguous rows)", name, (long long)st[3]);
     for (int d = 0; d < 3; d++)
-        if (st[d] % 8) return fail(err, errlen, "tensor '%s': stride %d is %lld elements; the tensor-core kernels need "
+        if (st[d] % 8) return cuda_errorf(err, errlen, "tensor '%s': stride %d is %lld elements; the tensor-core kernels need "
                                    "every row stride to be a multiple of 8 elements (16 bytes)", name, d, (long long)st[d]);
-    if (width % 8) return fail(err, errlen, "tensor '%s': head dim %d is not a multiple of 8", name, width);
+    if (width % 8) return cuda_errorf(err, errlen, "tensor '%s': head dim %d is not a multiple of 8", name, width);
     return true;
 }
 
 bool cuda_validate_args(const ir_kernel *k, const cuda_plan *p, const cuda_args_fixed *a, char *err, size_t errlen) {
     if (a->batch < 0 || a->seq_q < 0 || a->seq_k < 0)
-        return fail(err, errlen, "negative run size (batch %lld, seq_q %lld, seq_k %lld)", (long long)a->batch,
+        return cuda_errorf(err, errlen, "negative run size (batch %lld, seq_q %lld, seq_k %lld)", (long long)a->batch,
                     (long long)a->seq_q, (long long)a->seq_k);
     /* sequence indices are 32-bit inside the kernels (offsets are 64-bit) */
     if (a->seq_q * (p->pack > 0 ? p->pack : 1) > INT32_MAX - 1024 || a->seq_k > INT32_MAX - 1024)
-        return fail(err, errlen, "sequence too long for the CUDA kernels (seq_q %lld, seq_k %lld; the limit is 2^31 - 1024 rows)",
+        return cuda_errorf(err, errlen, "sequence too long for the CUDA kernels (seq_q %lld, seq_k %lld; the limit is 2^31 - 1024 rows)",
                     (long long)a->seq_q, (long long)a->seq_k);
     if (a->batch * k->heads_q > 65535)
-        return fail(err, errlen, "batch * heads_q = %lld exceeds the CUDA grid limit of 65535", (long long)(a->batch * k->heads_q));
-    if (a->n_splits < 1 || a->n_splits > 65535) return fail(err, errlen, "bad split count %lld", (long long)a->n_splits);
-    if (!a->o) return fail(err, errlen, "tensor 'o' is missing (null device pointer)");
+        return cuda_errorf(err, errlen, "batch * heads_q = %lld exceeds the CUDA grid limit of 65535", (long long)(a->batch * k->heads_q));
+    if (a->n_splits < 1 || a->n_splits > 65535) return cuda_errorf(err, errlen, "bad split count %lld", (long long)a->n_splits);
+    if (!a->o) return cuda_errorf(err, errlen, "tensor 'o' is missing (null device pointer)");
     if (!a->q || !a->k || (!k->v_in_k && k->family == IR_SOFTMAX && !a->v))
-        return fail(err, errlen, "tensor '%s' is missing (null device pointer)", !a->q ? "q" : !a->k ? "k" : "v");
-    if (a->lse % 4) return fail(err, errlen, "tensor 'lse': device pointer not 4-byte aligned");
+        return cuda_errorf(err, errlen, "tensor '%s' is missing (null device pointer)", !a->q ? "q" : !a->k ? "k" : "v");
+    if (a->lse % 4) return cuda_errorf(err, errlen, "tensor 'lse': device pointer not 4-byte aligned");
     if (a->state_in % 4 || a->state_out % 4 || a->norm_in % 4 || a->norm_out % 4)
-        return fail(err, errlen, "tensor '%s': device pointer not 4-byte aligned (f32 state)",
+        return cuda_errorf(err, errlen, "tensor '%s': device pointer not 4-byte aligned (f32 state)",
                     a->state_in % 4 ? "state_in" : a->state_out % 4 ? "state_out" : a->norm_in % 4 ? "norm_in" : "norm_out");
-    if (a->n_splits > 1 && (!a->ws_o || !a->ws_lse)) return fail(err, errlen, "split-KV launch without its workspace");
+    if (a->n_splits > 1 && (!a->ws_o || !a->ws_lse)) return cuda_errorf(err, errlen, "split-KV launch without its workspace");
     if (k->rope.layout != IR_ROPE_NONE && k->rope.explicit_positions && !a->pos)
-        return fail(err, errlen, "tensor 'positions' is missing (null device pointer)");
+        return cuda_errorf(err, errlen, "tensor 'positions' is missing (null device pointer)");
     if (p->kind == CUDA_KIND_MMA) {
         if (!check_cp_async_view("q", a->q, a->q_st, k->d_qk, err, errlen)) return false;
         if (!check_cp_async_view("k", a->k, a->k_st, k->d_qk, err, errlen)) return false;
         if (!k->v_in_k && !check_cp_async_view("v", a->v, a->v_st, k->d_v, err, errlen)) return false;
     }
     int esz = k->dtype == IR_F32 ? 4 : 2;
-    if (a->o % (uint64_t)esz) return fail(err, errlen, "tensor 'o': device pointer not %d-byte aligned", esz);
+    if (a->o % (uint64_t)esz) return cuda_errorf(err, errlen, "tensor 'o': device pointer not %d-byte aligned", esz);
     return true;
 }
 
@@ -172,7 +171,7 @@ static bool host_body(const cuda_kernel *h, int64_t batch, int64_t seq_q, int64_
         if (!bytes) continue;
         if (sig[i].role == SIG_IN) {
             void *tmp = malloc(bytes);
-            if (!tmp) return fail(err, errlen, "out of host memory");
+            if (!tmp) return cuda_errorf(err, errlen, "out of host memory");
             copy_view(t, tmp, sig[i].dtype, false);
             rc = drv->memcpy_htod(bufs[i].ptr, tmp, bytes);
             free(tmp);
@@ -190,7 +189,7 @@ static bool host_body(const cuda_kernel *h, int64_t batch, int64_t seq_q, int64_
         const dev_buf *b = &bufs[alias[i] >= 0 ? alias[i] : i];
         if (!t || sig[i].role != SIG_OUT || !b->bytes) continue;
         void *tmp = malloc(b->bytes);
-        if (!tmp) return fail(err, errlen, "out of host memory");
+        if (!tmp) return cuda_errorf(err, errlen, "out of host memory");
         rc = drv->memcpy_dtoh(tmp, b->ptr, b->bytes);
         if (!rc) copy_view(t, tmp, sig[i].dtype, true);
         free(tmp);
@@ -211,7 +210,7 @@ bool cuda_kernel_run_host(const cuda_kernel *h, int64_t batch, int64_t seq_q, in
     int ns = ir_signature(h->k, batch, seq_q, seq_k, sig);
     if (!sig_check(sig, ns, tensors, n_tensors, err, errlen)) return false;
     if (h->k->family == IR_RECURRENCE && seq_q != seq_k)
-        return fail(err, errlen, "recurrences need seq_q == seq_k (got %lld and %lld)", (long long)seq_q, (long long)seq_k);
+        return cuda_errorf(err, errlen, "recurrences need seq_q == seq_k (got %lld and %lld)", (long long)seq_q, (long long)seq_k);
     if (!cuda_driver_push(&h->drv, err, errlen)) return false;
     dev_buf bufs[SIG_MAX_TENSORS];
     memset(bufs, 0, sizeof bufs);

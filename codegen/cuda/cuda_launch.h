@@ -11,6 +11,9 @@
 #include "codegen/cuda/cuda_args.h"
 #include "codegen/cuda/cuda_plan.h"
 
+/* Formats a message into err and returns false: the CUDA host code's one error path. */
+bool cuda_errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 typedef struct cuda_launch_info {
     char arch[16];          /* the arch compiled for */
     int n_splits;

@@ -231,18 +231,25 @@ static cpu_compiled *compiled_from_jit(const ir_kernel *k, cpu_jit *jit, char *e
     }
     ck->jit = jit;
     pthread_mutex_init(&ck->lock, NULL);
-    char name[300];
-    cpu_symbol(k, "_workspace_size", name, sizeof name);
-    ck->workspace = (cpu_workspace_fn)cpu_jit_lookup(jit, name, err, errlen);
-    cpu_symbol(k, "_num_items", name, sizeof name);
-    if (ck->workspace) ck->num_items = (cpu_num_items_fn)cpu_jit_lookup(jit, name, err, errlen);
-    cpu_symbol(k, "_run_items", name, sizeof name);
-    if (ck->num_items) ck->run_items = (cpu_run_items_fn)cpu_jit_lookup(jit, name, err, errlen);
-    if (!ck->run_items) {
+    cpu_entries e;
+    if (!cpu_lookup_entries(jit, k, &e, err, errlen)) {
         cpu_compiled_free(ck);
         return NULL;
     }
+    ck->workspace = e.workspace, ck->num_items = e.num_items, ck->run_items = e.run_items;
     return ck;
+}
+
+bool cpu_lookup_entries(cpu_jit *jit, const ir_kernel *k, cpu_entries *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    char name[300];
+    cpu_symbol(k, "_workspace_size", name, sizeof name);
+    out->workspace = (cpu_workspace_fn)cpu_jit_lookup(jit, name, err, errlen);
+    cpu_symbol(k, "_num_items", name, sizeof name);
+    if (out->workspace) out->num_items = (cpu_num_items_fn)cpu_jit_lookup(jit, name, err, errlen);
+    cpu_symbol(k, "_run_items", name, sizeof name);
+    if (out->num_items) out->run_items = (cpu_run_items_fn)cpu_jit_lookup(jit, name, err, errlen);
+    return out->run_items != NULL;
 }
 
 /* The kernel's module for t, optimised; NULL with a message. */

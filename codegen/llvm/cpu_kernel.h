@@ -65,6 +65,16 @@ typedef int64_t (*cpu_num_items_fn)(const cpu_args *, int32_t);
 typedef void (*cpu_run_items_fn)(const cpu_args *, int32_t, int64_t, int64_t, int32_t);
 typedef int32_t (*cpu_driver_fn)(cpu_args *);
 
+/* The three entry points every generated module exports (attention and recurrences alike),
+ * looked up in a JIT that holds it (cpu_backend.c). False with a message when one is missing. */
+typedef struct cpu_entries {
+    cpu_workspace_fn workspace;
+    cpu_num_items_fn num_items;
+    cpu_run_items_fn run_items;
+} cpu_entries;
+struct cpu_jit;
+bool cpu_lookup_entries(struct cpu_jit *jit, const ir_kernel *k, cpu_entries *out, char *err, size_t errlen);
+
 /* Why a kernel cannot be compiled for the CPU (NULL when it can): recurrences, f16
  * without F16C, and the like. */
 const char *cpu_kernel_unsupported(const ir_kernel *k, const cpu_target *t);

@@ -61,15 +61,13 @@ cpu_recur_compiled *cpu_recur_compile_for(const ir_kernel *k, const cpu_target *
     }
     ck->jit = jit;
     pthread_mutex_init(&ck->lock, NULL);
+    cpu_entries e;
     char name[300];
-    cpu_symbol(k, "_workspace_size", name, sizeof name);
-    ck->workspace = (cpu_workspace_fn)cpu_jit_lookup(jit, name, err, errlen);
-    cpu_symbol(k, "_num_items", name, sizeof name);
-    if (ck->workspace) ck->num_items = (cpu_num_items_fn)cpu_jit_lookup(jit, name, err, errlen);
-    cpu_symbol(k, "_run_items", name, sizeof name);
-    if (ck->num_items) ck->run_items = (cpu_run_items_fn)cpu_jit_lookup(jit, name, err, errlen);
     cpu_symbol(k, "", name, sizeof name);
-    if (ck->run_items) ck->driver = (cpu_driver_fn)cpu_jit_lookup(jit, name, err, errlen);
+    if (cpu_lookup_entries(jit, k, &e, err, errlen)) {
+        ck->workspace = e.workspace, ck->num_items = e.num_items, ck->run_items = e.run_items;
+        ck->driver = (cpu_driver_fn)cpu_jit_lookup(jit, name, err, errlen);
+    }
     if (!ck->driver) {
         cpu_recur_free(ck);
         return NULL;
