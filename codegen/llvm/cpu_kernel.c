@@ -48,7 +48,7 @@ typedef struct kgen {
     const ir_kernel *k;
     cpu_tiles tl;
     cpu_abi abi;
-    int G, HQ, HKV, dq, dv, Br, R, R_pad, Bc, W, RPw;
+    int G, HQ, HKV, dq, dv, Br, R, R_pad, Bc, Bd, W, RPw;
     int P, n_axes, ntab;
     bool rope, rerope, explicit_pos, factored, dyn_ntk;
     const ir_expr *mask;            /* NULL when every key is visible */
@@ -62,13 +62,20 @@ typedef struct kgen {
     int64_t off_qT, off_qT2, off_oT, off_m, off_l, off_alpha, head_floats;
     int64_t T_floats;
     LLVMValueRef g_inv_freq, g_pair_axis;
-    LLVMValueRef f_plan, f_strides, f_table, f_stage_q, f_stage_k, f_stage_v, f_s[3], f_pv[3], f_compute, f_merge;
+    LLVMValueRef f_plan, f_strides, f_table, f_stage_q, f_stage_k, f_stage_v, f_s[4], f_pv[4], f_compute, f_merge;
     LLVMValueRef f_pack_k, f_pack_v, f_stage_pack_k, f_stage_pack_v;
     /* Packed decode: with one query position the g rows fill only g lanes, so `pack`
      * keys share a vector instead: lane = row * pack + key parity, each lane with its own
      * online softmax state (its keys are those of that parity), folded per row at the
      * end. K and V blocks are interleaved [keys/pack][d][pack] for group broadcasts. */
     int pack, kt_pack, pack_rows;
+    /* Direct packed decode (no RoPE, dense rows): the S and PV micro-kernels read K and V
+     * rows in place, with the head dim in lanes (dot products reduced across lanes into
+     * the packed layout), so nothing is staged. The pack lanes of a row share one running
+     * max, so O stays one row per head: O[r][d] at off_on, Q rows at off_qn. */
+    bool direct;
+    int G2;
+    int64_t off_qn, off_on;
     LLVMValueRef f_malloc, f_free;
 } kgen;
 
@@ -310,8 +317,12 @@ static void layout(kgen *g) {
     int g2 = 1;
     while (g2 < g->G) g2 *= 2;
     g->pack = (!g->rerope && 2 * g2 <= g->W) ? g->W / g2 : 1;
+    g->G2 = g2;
+    g->direct = g->pack > 1 && !g->rope && !k->v_in_k && g->dq % g->W == 0 && g->dv % g->W == 0;
     g->kt_pack = g->tl.s_keys_narrow;
     /* Rows the packed buffers hold: whole tiles of kt_pack groups of pack keys. */
+    /* Packed key sub-blocks: whole packed tiles, at least 32 keys. */
+    g->Bd = g->kt_pack * g->pack * (int)((32 + g->kt_pack * g->pack - 1) / (g->kt_pack * g->pack));
     g->pack_rows = (int)round_up(round_up(g->Bc, g->pack) / g->pack, g->kt_pack) * g->pack;
     /* Per-thread scratch, in floats, each part 64-byte aligned. */
     int64_t o = 0;
@@ -335,6 +346,8 @@ static void layout(kgen *g) {
     PART(off_m, g->R_pad);
     PART(off_l, g->R_pad);
     PART(off_alpha, g->R_pad);
+    PART(off_qn, g->direct ? (int64_t)g->G2 * g->dq : 0);
+    PART(off_on, g->direct ? (int64_t)g->G * g->dv : 0);
 #undef PART
     g->head_floats = o;
     g->T_floats = g->off_heads + (int64_t)g->HKV * g->head_floats;
@@ -680,6 +693,20 @@ static void emit_stage_q(kgen *g) {
     LLVMBuildRetVoid(BLD);
 }
 
+/* W consecutive elements of a tensor from element index idx, as fp32 lanes. */
+static LLVMValueRef load_vec(kgen *g, LLVMValueRef data, LLVMValueRef idx) {
+    cg *c = &g->c;
+    if (g->k->dtype == IR_F32) return cg_vload(c, fptr(g, cg_bitcast_ptr(c, data, c->t_pf32), idx));
+    LLVMTypeRef et = g->k->dtype == IR_BF16 ? c->t_i16 : c->t_f16;
+    LLVMTypeRef vt = LLVMVectorType(et, (unsigned)g->W);
+    LLVMValueRef p = cg_gep(c, et, cg_bitcast_ptr(c, data, LLVMPointerType(et, 0)), idx);
+    LLVMValueRef v = cg_load(c, vt, LLVMBuildBitCast(BLD, p, LLVMPointerType(vt, 0), ""), 2);
+    if (g->k->dtype == IR_BF16)
+        return LLVMBuildBitCast(BLD, LLVMBuildShl(BLD, LLVMBuildZExt(BLD, v, c->t_vi32, ""), cg_splat(c, cg_i32(c, 16)), ""),
+                                c->t_vf, "");
+    return LLVMBuildFPExt(BLD, v, c->t_vf, "");
+}
+
 /* dst[0..n) = src[base + d*s3] as fp32: whole vectors when s3 == 1 (the usual dense
  * row), element by element otherwise. */
 static void convert_row(kgen *g, LLVMValueRef src, LLVMValueRef base, LLVMValueRef s3, LLVMValueRef dst, int n) {
@@ -691,21 +718,7 @@ static void convert_row(kgen *g, LLVMValueRef src, LLVMValueRef base, LLVMValueR
     if (main_end > 0) {
         cg_loop L;
         cg_loop_begin(c, &L, I(g, 0), I(g, main_end), I(g, W), 0, NULL);
-        LLVMValueRef at = add(g, base, L.iv);
-        LLVMValueRef v;
-        if (g->k->dtype == IR_F32) {
-            v = cg_vload(c, fptr(g, cg_bitcast_ptr(c, src, c->t_pf32), at));
-        } else {
-            LLVMTypeRef et = g->k->dtype == IR_BF16 ? c->t_i16 : c->t_f16;
-            LLVMTypeRef vt = LLVMVectorType(et, (unsigned)W);
-            LLVMValueRef p = cg_gep(c, et, cg_bitcast_ptr(c, src, LLVMPointerType(et, 0)), at);
-            v = cg_load(c, vt, LLVMBuildBitCast(BLD, p, LLVMPointerType(vt, 0), ""), 2);
-            if (g->k->dtype == IR_BF16)
-                v = LLVMBuildBitCast(BLD, LLVMBuildShl(BLD, LLVMBuildZExt(BLD, v, c->t_vi32, ""), cg_splat(c, cg_i32(c, 16)), ""), c->t_vf, "");
-            else
-                v = LLVMBuildFPExt(BLD, v, c->t_vf, "");
-        }
-        cg_vstore(c, v, fptr(g, dst, L.iv));
+        cg_vstore(c, load_vec(g, src, add(g, base, L.iv)), fptr(g, dst, L.iv));
         cg_loop_end(c, &L, NULL);
     }
     if (n > main_end) {
@@ -730,7 +743,7 @@ static void prefetch_row(kgen *g, LLVMValueRef data, LLVMValueRef off, LLVMValue
     cg *c = &g->c;
     int es = g->k->dtype == IR_F32 ? 4 : 2;
     int per_line = 64 / es;
-    LLVMValueRef p = LLVMBuildInBoundsGEP2(BLD, c->t_i8, data, (LLVMValueRef[]){ mul(g, off, I(g, es)) }, 1, "");
+    LLVMValueRef p = LLVMBuildGEP2(BLD, c->t_i8, data, (LLVMValueRef[]){ mul(g, off, I(g, es)) }, 1, "");
     for (int e = 0; e < n_elems; e += per_line) {
         LLVMValueRef at = LLVMBuildGEP2(BLD, c->t_i8, p, (LLVMValueRef[]){ mul(g, mul(g, I(g, e), s3), I(g, es)) }, 1, "");
         LLVMValueRef args[4] = { at, cg_i32(c, 0), cg_i32(c, 2), cg_i32(c, 1) };
@@ -936,8 +949,68 @@ static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMVa
     }
 }
 
-enum { V_WIDE, V_NARROW, V_PACKED };
-static const char *const VARIANT_NAME[3] = { "wide", "narrow", "packed" };
+enum { V_WIDE, V_NARROW, V_PACKED, V_DIRECT };
+static const char *const VARIANT_NAME[4] = { "wide", "narrow", "packed", "direct" };
+
+/* Lane i of the result = the sum of the lanes of v[i], for W vectors: log2 W rounds,
+ * each adding the halves of every segment of a pair of vectors (two shuffles, one add). */
+static LLVMValueRef reduce_lanes(kgen *g, const LLVMValueRef *v) {
+    cg *c = &g->c;
+    int W = g->W, n = W, nseg = 1;
+    LLVMValueRef cur[64];
+    memcpy(cur, v, sizeof(LLVMValueRef) * (size_t)W);
+    while (n > 1) {
+        int w = W / nseg, hw = w / 2;   /* segment width before and after this round */
+        LLVMValueRef lo[64], hi[64];
+        for (int s = 0; s < 2 * nseg; s++)
+            for (int i = 0; i < hw; i++) {
+                int src = (s < nseg ? 0 : W) + (s % nseg) * w + i;
+                lo[s * hw + i] = cg_i32(c, src);
+                hi[s * hw + i] = cg_i32(c, src + hw);
+            }
+        LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)W), mhi = LLVMConstVector(hi, (unsigned)W);
+        for (int i = 0; i < n / 2; i++)
+            cur[i] = vfadd(g, LLVMBuildShuffleVector(BLD, cur[2 * i], cur[2 * i + 1], mlo, ""),
+                           LLVMBuildShuffleVector(BLD, cur[2 * i], cur[2 * i + 1], mhi, ""));
+        n /= 2;
+        nseg *= 2;
+    }
+    return cur[0];
+}
+
+/* One packed group of the direct path: lane r * pack + p = q_r . K[key j * pack + p],
+ * K rows read in place (keys past nk repeat the last row; their lanes get masked). */
+typedef struct direct_rows {
+    LLVMValueRef kd, kbase, ks1;
+} direct_rows;
+
+static LLVMValueRef s_group_direct(kgen *g, const direct_rows *dr, LLVMValueRef k0, LLVMValueRef nk, LLVMValueRef j,
+                                   LLVMValueRef qn) {
+    cg *c = &g->c;
+    int P = g->pack, W = g->W;
+    LLVMValueRef rowoff[16], init[64], a[64], kv[16];
+    LLVMValueRef kd = dr->kd;
+    /* Rows 2^n bytes apart defeat the hardware prefetchers (a page per row): prefetch the
+     * K rows a few groups ahead. */
+    enum { AHEAD = 4 };
+    for (int p = 0; p < P; p++) {
+        LLVMValueRef tok = add(g, k0, add(g, mul(g, j, I(g, P)), I(g, p)));
+        prefetch_row(g, kd, add(g, dr->kbase, mul(g, add(g, tok, I(g, (int64_t)AHEAD * P)), dr->ks1)), I(g, 1), g->dq);
+        LLVMValueRef key = imin(g, add(g, mul(g, j, I(g, P)), I(g, p)), sub(g, nk, I(g, 1)));
+        rowoff[p] = add(g, dr->kbase, mul(g, add(g, k0, key), dr->ks1));
+    }
+    for (int i = 0; i < W; i++) init[i] = LLVMConstNull(c->t_vf);
+    cg_loop D;
+    cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, W), W, init);
+    memcpy(a, D.carried, sizeof(LLVMValueRef) * (size_t)W);
+    for (int p = 0; p < P; p++) kv[p] = load_vec(g, kd, add(g, rowoff[p], D.iv));
+    for (int r = 0; r < g->G; r++) {
+        LLVMValueRef q = cg_vload(c, fptr(g, qn, add(g, I(g, (int64_t)r * g->dq), D.iv)));
+        for (int p = 0; p < P; p++) a[r * P + p] = cg_fma(c, kv[p], q, a[r * P + p]);
+    }
+    cg_loop_end(c, &D, a);
+    return reduce_lanes(g, D.carried);
+}
 
 static void emit_s_block(kgen *g, int variant) {
     cg *c = &g->c;
@@ -945,11 +1018,12 @@ static void emit_s_block(kgen *g, int variant) {
     s_ctx sc;
     memset(&sc, 0, sizeof sc);
     sc.KT = variant == V_WIDE ? g->tl.s_keys_wide : variant == V_NARROW ? g->tl.s_keys_narrow : g->kt_pack;
+    bool direct = variant == V_DIRECT, packed = variant >= V_PACKED;
     sc.RV = variant == V_WIDE ? g->tl.s_vecs_wide : 1;
     sc.RP = sc.RV * g->W;
-    sc.pack = variant == V_PACKED ? g->pack : 1;
+    sc.pack = packed ? g->pack : 1;
     /* The row table: [R_pad] q_idx, [R_pad] head-in-group; packed: [W] each and [W] key parity. */
-    int64_t tab_stride = variant == V_PACKED ? g->W : g->R_pad;
+    int64_t tab_stride = packed ? g->W : g->R_pad;
     LLVMTypeRef ps[SB_N];
     for (int i = 0; i < SB_N; i++) ps[i] = c->t_i64;
     ps[SB_A] = g->t_pargs; ps[SB_PL] = g->t_pi64; ps[SB_S] = g->t_pi64;
@@ -1015,6 +1089,13 @@ static void emit_s_block(kgen *g, int variant) {
         }
     }
 
+    direct_rows dr = { 0 };
+    if (direct) {
+        int sk = g->abi.k;
+        dr.kd = slot_data(g, A, sk);
+        dr.kbase = add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, h, stride(g, S, sk, 2)));
+        dr.ks1 = stride(g, S, sk, 1);
+    }
     /* Tile rows: keys, or groups of `pack` keys. */
     LLVMValueRef ngroups = sc.pack > 1 ? cdiv(g, nk, I(g, sc.pack)) : nk;
     LLVMValueRef nkpad = mul(g, cdiv(g, ngroups, I(g, sc.KT)), I(g, sc.KT));
@@ -1041,7 +1122,11 @@ static void emit_s_block(kgen *g, int variant) {
                 cg_vstore(c, acc[kk * sc.RV + i],
                           fptr(g, sT, add(g, mul(g, add(g, j0, I(g, kk)), I(g, sc.RP)), I(g, (int64_t)i * g->W))));
     }
-    s_tile_dot(g, sc.KT, sc.RV, sc.pack, rows, qT, acc);
+    if (direct) {
+        for (int kk = 0; kk < sc.KT; kk++) acc[kk] = s_group_direct(g, &dr, k0, nk, add(g, j0, I(g, kk)), qT);
+    } else {
+        s_tile_dot(g, sc.KT, sc.RV, sc.pack, rows, qT, acc);
+    }
     LLVMBasicBlockRef bm = cg_block(c, "masked"), bp = cg_block(c, "plain"), bj = cg_block(c, "scored");
     LLVMBuildCondBr(BLD, partial, bm, bp);
     LLVMValueRef mbm[8], mbp[8];
@@ -1064,6 +1149,17 @@ static void emit_s_block(kgen *g, int variant) {
         LLVMAddIncoming(mbn[i], vals, bbs, 2);
     }
     cg_loop_end(c, &T, mbn);
+    LLVMValueRef bmax[8];
+    memcpy(bmax, T.carried, sizeof(LLVMValueRef) * (size_t)sc.RV);
+    if (direct) {
+        /* One running max per row: fold the block maxima of its pack lanes. */
+        for (int w = 1; w < sc.pack; w *= 2) {
+            LLVMValueRef m[64];
+            for (int i = 0; i < g->W; i++) m[i] = cg_i32(c, i ^ w);
+            bmax[0] = cg_fmax(c, bmax[0], LLVMBuildShuffleVector(BLD, bmax[0], LLVMGetUndef(c->t_vf),
+                                                                 LLVMConstVector(m, (unsigned)g->W), ""));
+        }
+    }
 
     /* Online softmax update, per lane: m' = max(m, block max); alpha = 2^(m - m');
      * P = 2^(S - m') in place; l' = l alpha + sum P. A row with nothing visible yet keeps
@@ -1071,7 +1167,7 @@ static void emit_s_block(kgen *g, int variant) {
     LLVMValueRef mu[8], alpha[8], mnew[8], psum0[8];
     for (int i = 0; i < sc.RV; i++) {
         LLVMValueRef mo = cg_vload(c, fptr(g, mrow, I(g, (int64_t)i * g->W)));
-        mnew[i] = cg_fmax(c, mo, T.carried[i]);
+        mnew[i] = cg_fmax(c, mo, bmax[i]);
         LLVMValueRef none = LLVMBuildFCmp(BLD, LLVMRealOEQ, mnew[i], cg_vf32(c, -INFINITY), "");
         mu[i] = sel(g, none, cg_vf32(c, 0.0), mnew[i]);
         alpha[i] = vm_exp2_softmax(c, vfsub(g, mo, mu[i]));
@@ -1165,6 +1261,64 @@ static void emit_pv(kgen *g, int variant) {
     LLVMBuildRetVoid(BLD);
 }
 
+/* O[r][c0 + cb W ..] for CB vectors of columns of the G rows of a direct panel. */
+static void pv_direct_tile(kgen *g, int CB, LLVMValueRef c0, LLVMValueRef vptr, LLVMValueRef nk, LLVMValueRef pT,
+                           LLVMValueRef on, const LLVMValueRef *al) {
+    cg *c = &g->c;
+    int P = g->pack, W = g->W, G = g->G;
+    LLVMValueRef init[64], a[64], vv[32];
+    for (int r = 0; r < G; r++)
+        for (int cb = 0; cb < CB; cb++)
+            init[r * CB + cb] = vfmul(g, cg_vload(c, fptr(g, on, add(g, I(g, (int64_t)r * g->dv + cb * W), c0))), al[r]);
+    cg_loop T;
+    cg_loop_begin(c, &T, I(g, 0), cdiv(g, nk, I(g, P)), I(g, 1), G * CB, init);
+    memcpy(a, T.carried, sizeof(LLVMValueRef) * (size_t)(G * CB));
+    LLVMValueRef prow = fptr(g, pT, mul(g, T.iv, I(g, W)));
+    for (int p = 0; p < P; p++) {
+        LLVMValueRef key = imin(g, add(g, mul(g, T.iv, I(g, P)), I(g, p)), sub(g, nk, I(g, 1)));
+        LLVMValueRef vrow = fptr(g, vptr, add(g, mul(g, key, I(g, g->dv)), c0));
+        for (int cb = 0; cb < CB; cb++) vv[cb] = cg_vload(c, fptr(g, vrow, I(g, (int64_t)cb * W)));
+        for (int r = 0; r < G; r++) {
+            LLVMValueRef pb = cg_splat(c, ldf(g, fptr(g, prow, I(g, (int64_t)r * P + p))));
+            for (int cb = 0; cb < CB; cb++) a[r * CB + cb] = cg_fma(c, vv[cb], pb, a[r * CB + cb]);
+        }
+    }
+    cg_loop_end(c, &T, a);
+    for (int r = 0; r < G; r++)
+        for (int cb = 0; cb < CB; cb++)
+            cg_vstore(c, T.carried[r * CB + cb], fptr(g, on, add(g, I(g, (int64_t)r * g->dv + cb * W), c0)));
+}
+
+enum { PD_V, PD_NK, PD_PT, PD_ON, PD_ALPHA, PD_N };
+
+/* void pv_direct(V, nk, P^T, O, alpha): O[r] = alpha_r O[r] + sum_j P[j][r] V[j] for the G
+ * rows of a kv head, V the staged fp32 rows [nk][d_v] (the packed P^T: lane r * pack + j %
+ * pack of group j / pack), in blocks of columns that keep the accumulators in registers. */
+static void emit_pv_direct(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[PD_N] = { c->t_pf32, c->t_i64, c->t_pf32, c->t_pf32, c->t_pf32 };
+    LLVMValueRef fn = cg_function(c, "pv_direct", c->t_void, ps, PD_N, false);
+    g->f_pv[V_DIRECT] = fn;
+    cg_fn_attr(c, fn, "noinline");
+    int na[] = { PD_V, PD_PT, PD_ON, PD_ALPHA };
+    for (size_t i = 0; i < sizeof na / sizeof *na; i++) cg_param_attr(c, fn, na[i], "noalias");
+    begin_fn(g, fn);
+    LLVMValueRef vptr = param(g, PD_V), nk = param(g, PD_NK), pT = param(g, PD_PT), on = param(g, PD_ON);
+    LLVMValueRef alpha = param(g, PD_ALPHA);
+    LLVMValueRef al[64];
+    for (int r = 0; r < g->G; r++) al[r] = cg_splat(c, ldf(g, fptr(g, alpha, I(g, (int64_t)r * g->pack))));
+    int nch = g->dv / g->W, budget = g->W >= 16 ? 24 : 12;
+    int CB = budget / g->G < 1 ? 1 : budget / g->G;
+    if (CB > nch) CB = nch;
+    int main_end = nch / CB * CB;
+    cg_loop C;
+    cg_loop_begin(c, &C, I(g, 0), I(g, (int64_t)main_end * g->W), I(g, (int64_t)CB * g->W), 0, NULL);
+    pv_direct_tile(g, CB, C.iv, vptr, nk, pT, on, al);
+    cg_loop_end(c, &C, NULL);
+    if (nch > main_end) pv_direct_tile(g, nch - main_end, I(g, (int64_t)main_end * g->W), vptr, nk, pT, on, al);
+    LLVMBuildRetVoid(BLD);
+}
+
 /* ---------------------------------------------------------------- work items */
 
 static LLVMValueRef ws_bytes_ptr(kgen *g, LLVMValueRef A, LLVMValueRef byte_off) {
@@ -1206,7 +1360,8 @@ static void call_void(kgen *g, LLVMValueRef fn, LLVMValueRef *args, int n) {
 }
 
 static void do_panel(kgen *g, int variant, LLVMValueRef *sargs, LLVMValueRef r0, LLVMValueRef Rv, LLVMValueRef pos0,
-                     LLVMValueRef off, LLVMValueRef k0, LLVMValueRef nk, LLVMValueRef oT, LLVMValueRef vp, LLVMValueRef vrs) {
+                     LLVMValueRef off, LLVMValueRef k0, LLVMValueRef nk, int blk, LLVMValueRef oT, LLVMValueRef vp,
+                     LLVMValueRef vrs) {
     cg *c = &g->c;
     const ir_mask_band *band = &g->k->band;
     int RP = variant == V_WIDE ? g->RPw : g->W;
@@ -1219,9 +1374,9 @@ static void do_panel(kgen *g, int variant, LLVMValueRef *sargs, LLVMValueRef r0,
     LLVMValueRef empty = LLVMConstInt(c->t_i1, 0, 0);
     if (hi_fin) empty = LLVMBuildOr(BLD, empty, icmp(g, LLVMIntSGT, dmin, I(g, band->band_hi)), "");
     if (lo_fin) empty = LLVMBuildOr(BLD, empty, icmp(g, LLVMIntSLT, dmax, I(g, band->band_lo)), "");
-    LLVMValueRef full = icmp(g, LLVMIntEQ, nk, I(g, g->Bc));
+    LLVMValueRef full = icmp(g, LLVMIntEQ, nk, I(g, blk));
     /* Packed tiles overhang a block that is no multiple of their keys: always masked. */
-    if (variant == V_PACKED && g->Bc % (g->kt_pack * g->pack) != 0) full = LLVMConstInt(c->t_i1, 0, 0);
+    if (variant >= V_PACKED && blk % (g->kt_pack * g->pack) != 0) full = LLVMConstInt(c->t_i1, 0, 0);
     if (g->mask) {
         if (band->has_band && band->band_exact) {
             if (lo_fin) full = LLVMBuildAnd(BLD, full, icmp(g, LLVMIntSGE, dmin, I(g, band->band_lo)), "");
@@ -1241,8 +1396,13 @@ static void do_panel(kgen *g, int variant, LLVMValueRef *sargs, LLVMValueRef r0,
     a[SB_R0] = r0;
     a[SB_PARTIAL] = LLVMBuildNot(BLD, full, "");
     call_void(g, g->f_s[variant], a, SB_N);
-    LLVMValueRef pa_args[PV_N] = { vp, vrs, nk, sargs[SB_ST], fptr(g, oT, r0), a[SB_ALPHA] };
-    call_void(g, g->f_pv[variant], pa_args, PV_N);
+    if (variant == V_DIRECT) {
+        LLVMValueRef pd_args[PD_N] = { vp, nk, sargs[SB_ST], oT, a[SB_ALPHA] };
+        call_void(g, g->f_pv[variant], pd_args, PD_N);
+    } else {
+        LLVMValueRef pa_args[PV_N] = { vp, vrs, nk, sargs[SB_ST], fptr(g, oT, r0), a[SB_ALPHA] };
+        call_void(g, g->f_pv[variant], pa_args, PV_N);
+    }
     cg_if_end(c, join);
 }
 
@@ -1334,6 +1494,7 @@ static LLVMValueRef emit_stage_pack(kgen *g, bool is_v) {
     cg_loop H;
     cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
     LLVMValueRef hoff = mul(g, H.iv, stride(g, S, sl, 2));
+
     LLVMValueRef dg = fptr(g, buf, add(g, mul(g, sub(g, H.iv, h_lo), I(g, (int64_t)g->pack_rows * ncols)),
                                        mul(g, G.iv, I(g, (int64_t)ncols * P))));
     int main_end = ncols / W * W;
@@ -1344,20 +1505,7 @@ static LLVMValueRef emit_stage_pack(kgen *g, bool is_v) {
         cg_loop D;
         cg_loop_begin(c, &D, I(g, 0), I(g, main_end), I(g, W), 0, NULL);
         LLVMValueRef in[16], out[16];
-        for (int p = 0; p < P; p++) {
-            LLVMValueRef at = add(g, add(g, tb[p], hoff), D.iv);
-            if (g->k->dtype == IR_F32) {
-                in[p] = cg_vload(c, fptr(g, cg_bitcast_ptr(c, data, c->t_pf32), at));
-            } else {
-                LLVMTypeRef et = g->k->dtype == IR_BF16 ? c->t_i16 : c->t_f16;
-                LLVMTypeRef vt = LLVMVectorType(et, (unsigned)W);
-                LLVMValueRef ep = cg_gep(c, et, cg_bitcast_ptr(c, data, LLVMPointerType(et, 0)), at);
-                LLVMValueRef v = cg_load(c, vt, LLVMBuildBitCast(BLD, ep, LLVMPointerType(vt, 0), ""), 2);
-                in[p] = g->k->dtype == IR_BF16
-                    ? LLVMBuildBitCast(BLD, LLVMBuildShl(BLD, LLVMBuildZExt(BLD, v, c->t_vi32, ""), cg_splat(c, cg_i32(c, 16)), ""), c->t_vf, "")
-                    : LLVMBuildFPExt(BLD, v, c->t_vf, "");
-            }
-        }
+        for (int p = 0; p < P; p++) in[p] = load_vec(g, data, add(g, add(g, tb[p], hoff), D.iv));
         interleave(g, in, P, out);
         for (int o = 0; o < P; o++) cg_vstore(c, out[o], fptr(g, dg, add(g, mul(g, D.iv, I(g, P)), I(g, (int64_t)o * W))));
         cg_loop_end(c, &D, NULL);
@@ -1379,6 +1527,146 @@ static LLVMValueRef emit_stage_pack(kgen *g, bool is_v) {
     cg_loop_end(c, &G, NULL);
     LLVMBuildRetVoid(BLD);
     return fn;
+}
+
+/* Arguments of the S block for kv head h over staged K rows kst_h (row stride d_qk). */
+static void head_sargs(kgen *g, LLVMValueRef *sa, LLVMValueRef A, LLVMValueRef PL, LLVMValueRef S, LLVMValueRef ts,
+                       LLVMValueRef hs, LLVMValueRef b, LLVMValueRef h, LLVMValueRef hk, LLVMValueRef pos0,
+                       LLVMValueRef k0, LLVMValueRef nk, LLVMValueRef rows) {
+    sa[SB_A] = A; sa[SB_PL] = PL; sa[SB_S] = S;
+    sa[SB_K] = fptr(g, fptr(g, ts, I(g, g->off_kst)), hk); sa[SB_KRS] = I(g, g->dq);
+    sa[SB_K2] = fptr(g, fptr(g, ts, I(g, g->off_kst2)), hk);
+    sa[SB_NK] = nk;
+    sa[SB_QT] = fptr(g, hs, I(g, g->off_qT)); sa[SB_QT2] = fptr(g, hs, I(g, g->off_qT2));
+    sa[SB_ST] = fptr(g, ts, I(g, g->off_sT));
+    sa[SB_M] = fptr(g, hs, I(g, g->off_m)); sa[SB_L] = fptr(g, hs, I(g, g->off_l));
+    sa[SB_ALPHA] = fptr(g, hs, I(g, g->off_alpha));
+    sa[SB_B] = b; sa[SB_H] = h; sa[SB_POS0] = pos0; sa[SB_R0] = I(g, 0); sa[SB_K0] = k0;
+    sa[SB_PARTIAL] = cg_true(&g->c);
+    sa[SB_ROWS] = rows;
+}
+
+static LLVMValueRef head_state(kgen *g, LLVMValueRef ts, LLVMValueRef h, LLVMValueRef h_lo) {
+    return fptr(g, ts, add(g, I(g, g->off_heads), mul(g, sub(g, h, h_lo), I(g, g->head_floats))));
+}
+
+/* Key blocks [kb_lo, kb_hi) of Bc keys: stage K and V of every kv head of the item into
+ * contiguous fp32 rows (that converts dtypes, applies RoPE, reads the [tokens][heads][d]
+ * memory in order, and avoids the L1 set conflicts of rows 2^n bytes apart), then run
+ * the panels of rows of each head: wide ones while more than one vector of rows
+ * remains, then one narrow. */
+static void emit_blocked_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValueRef S, LLVMValueRef ts, LLVMValueRef b,
+                              LLVMValueRef h_lo, LLVMValueRef h_hi, LLVMValueRef kb_lo, LLVMValueRef kb_hi,
+                              LLVMValueRef pos0, LLVMValueRef off, LLVMValueRef Rv, LLVMValueRef rows) {
+    cg *c = &g->c;
+    LLVMValueRef SK = ld64(g, PL, PL_SK);
+    cg_loop KB;
+    cg_loop_begin(c, &KB, kb_lo, kb_hi, I(g, 1), 0, NULL);
+    LLVMValueRef k0 = mul(g, KB.iv, I(g, g->Bc));
+    LLVMValueRef nk = imin(g, I(g, g->Bc), sub(g, SK, k0));
+    LLVMValueRef stage_args[9] = { A, PL, S, ts, b, h_lo, h_hi, k0, nk };
+    call_void(g, g->f_stage_k, stage_args, 9);
+    if (!g->k->v_in_k) call_void(g, g->f_stage_v, stage_args, 9);
+    cg_loop H;
+    cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
+    LLVMValueRef h = H.iv, hs = head_state(g, ts, h, h_lo);
+    LLVMValueRef hk = mul(g, sub(g, h, h_lo), I(g, (int64_t)g->Bc * g->dq));
+    LLVMValueRef vp = fptr(g, fptr(g, ts, I(g, g->off_kst)), hk), vrs = I(g, g->dq);
+    if (!g->k->v_in_k) {
+        vp = fptr(g, fptr(g, ts, I(g, g->off_vst)), mul(g, sub(g, h, h_lo), I(g, (int64_t)g->Bc * g->dv)));
+        vrs = I(g, g->dv);
+    }
+    LLVMValueRef sargs[SB_N];
+    head_sargs(g, sargs, A, PL, S, ts, hs, b, h, hk, pos0, k0, nk, rows);
+    LLVMValueRef oT = fptr(g, hs, I(g, g->off_oT));
+    LLVMValueRef n_wide = sel(g, icmp(g, LLVMIntSGT, Rv, I(g, g->W)), cdiv(g, sub(g, Rv, I(g, g->W)), I(g, g->RPw)), I(g, 0));
+    cg_loop PW;
+    cg_loop_begin(c, &PW, I(g, 0), n_wide, I(g, 1), 0, NULL);
+    do_panel(g, V_WIDE, sargs, mul(g, PW.iv, I(g, g->RPw)), Rv, pos0, off, k0, nk, g->Bc, oT, vp, vrs);
+    cg_loop_end(c, &PW, NULL);
+    LLVMValueRef rn = mul(g, n_wide, I(g, g->RPw));
+    LLVMBasicBlockRef j3 = cg_if_begin(c, icmp(g, LLVMIntSLT, rn, Rv));
+    do_panel(g, V_NARROW, sargs, rn, Rv, pos0, off, k0, nk, g->Bc, oT, vp, vrs);
+    cg_if_end(c, j3);
+    cg_loop_end(c, &H, NULL);
+    cg_loop_end(c, &KB, NULL);
+}
+
+/* Keys [key_lo, key_hi) of a packed (one query position) item, in sub-blocks of Bd keys:
+ * the staged rows of every kv head then stay in L2 while the heads use them (a Bc block
+ * of 8 heads of d 128 is 786 KB of K and V, more than L2, and staging it cost a third
+ * of decode's bandwidth). Without RoPE the rows are converted and interleaved in one
+ * pass straight from the tensor; with it they are staged, rotated and then packed. */
+static void emit_packed_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValueRef S, LLVMValueRef ts, LLVMValueRef b,
+                             LLVMValueRef h_lo, LLVMValueRef h_hi, LLVMValueRef key_lo, LLVMValueRef key_hi,
+                             LLVMValueRef pos0, LLVMValueRef off, LLVMValueRef Rv, LLVMValueRef prow, LLVMValueRef direct) {
+    cg *c = &g->c;
+    LLVMBasicBlockRef done = cg_block(c, "packed_done");
+    if (g->direct) {
+        /* Direct: K is read in place by the S kernel; V rows of every head are staged
+         * as fp32 (reading the [tokens][heads][d] memory in order) for the PV passes. */
+        LLVMBasicBlockRef dj = cg_block(c, "direct"), st = cg_block(c, "staged");
+        LLVMBuildCondBr(BLD, direct, dj, st);
+        LLVMPositionBuilderAtEnd(BLD, dj);
+        cg_loop KB;
+        cg_loop_begin(c, &KB, key_lo, key_hi, I(g, g->Bd), 0, NULL);
+        LLVMValueRef k0 = KB.iv;
+        LLVMValueRef nk = imin(g, I(g, g->Bd), sub(g, key_hi, k0));
+        LLVMValueRef stage_args[9] = { A, PL, S, ts, b, h_lo, h_hi, k0, nk };
+        call_void(g, g->f_stage_v, stage_args, 9);
+        cg_loop H;
+        cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
+        LLVMValueRef h = H.iv, hs = head_state(g, ts, h, h_lo);
+        LLVMValueRef pargs[SB_N];
+        head_sargs(g, pargs, A, PL, S, ts, hs, b, h, I(g, 0), pos0, k0, nk, prow);
+        pargs[SB_QT] = fptr(g, hs, I(g, g->off_qn));
+        LLVMValueRef vst = fptr(g, fptr(g, ts, I(g, g->off_vst)), mul(g, sub(g, h, h_lo), I(g, (int64_t)g->Bc * g->dv)));
+        do_panel(g, V_DIRECT, pargs, I(g, 0), Rv, pos0, off, k0, nk, g->Bd, fptr(g, hs, I(g, g->off_on)), vst, NULL);
+        cg_loop_end(c, &H, NULL);
+        cg_loop_end(c, &KB, NULL);
+        LLVMBuildBr(BLD, done);
+        LLVMPositionBuilderAtEnd(BLD, st);
+    }
+    cg_loop KB;
+    cg_loop_begin(c, &KB, key_lo, key_hi, I(g, g->Bd), 0, NULL);
+    LLVMValueRef k0 = KB.iv;
+    LLVMValueRef nk = imin(g, I(g, g->Bd), sub(g, key_hi, k0));
+    if (!g->rope) {
+        LLVMValueRef fa[8] = { A, S, ts, b, h_lo, h_hi, k0, nk };
+        call_void(g, g->f_stage_pack_k, fa, 8);
+        call_void(g, g->f_stage_pack_v, fa, 8);
+    } else {
+        LLVMValueRef stage_args[9] = { A, PL, S, ts, b, h_lo, h_hi, k0, nk };
+        call_void(g, g->f_stage_k, stage_args, 9);
+        if (!g->k->v_in_k) call_void(g, g->f_stage_v, stage_args, 9);
+    }
+    cg_loop H;
+    cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
+    LLVMValueRef h = H.iv, hs = head_state(g, ts, h, h_lo), hsl = sub(g, h, h_lo);
+    LLVMValueRef hk = mul(g, hsl, I(g, (int64_t)g->Bc * g->dq));
+    LLVMValueRef kp = fptr(g, fptr(g, ts, I(g, g->off_kp)), mul(g, hsl, I(g, (int64_t)g->pack_rows * g->dq)));
+    LLVMValueRef vpk = fptr(g, fptr(g, ts, I(g, g->off_vp)), mul(g, hsl, I(g, (int64_t)g->pack_rows * g->dv)));
+    if (g->rope) {
+        LLVMValueRef kst_h = fptr(g, fptr(g, ts, I(g, g->off_kst)), hk);
+        LLVMValueRef pk_args[4] = { kst_h, I(g, g->dq), nk, kp };
+        call_void(g, g->f_pack_k, pk_args, 4);
+        LLVMValueRef vp = kst_h, vrs = I(g, g->dq);
+        if (!g->k->v_in_k) {
+            vp = fptr(g, fptr(g, ts, I(g, g->off_vst)), mul(g, hsl, I(g, (int64_t)g->Bc * g->dv)));
+            vrs = I(g, g->dv);
+        }
+        LLVMValueRef pv_args[4] = { vp, vrs, nk, vpk };
+        call_void(g, g->f_pack_v, pv_args, 4);
+    }
+    LLVMValueRef pargs[SB_N];
+    head_sargs(g, pargs, A, PL, S, ts, hs, b, h, hk, pos0, k0, nk, prow);
+    pargs[SB_K] = kp;
+    do_panel(g, V_PACKED, pargs, I(g, 0), Rv, pos0, off, k0, nk, g->Bd, fptr(g, hs, I(g, g->off_oT)), vpk,
+             I(g, (int64_t)g->dv * g->pack));
+    cg_loop_end(c, &H, NULL);
+    cg_loop_end(c, &KB, NULL);
+    LLVMBuildBr(BLD, done);
+    LLVMPositionBuilderAtEnd(BLD, done);
 }
 
 /* void compute_item(A, PL, S, item, thread): one (q-block, batch, kv heads, key split). */
@@ -1406,8 +1694,6 @@ static void emit_compute(kgen *g) {
     LLVMValueRef Rv = mul(g, npos, I(g, g->G));
     LLVMValueRef Rused = imin(g, I(g, g->R_pad), mul(g, cdiv(g, Rv, I(g, g->RPw)), I(g, g->RPw)));
     LLVMValueRef ts = cg_bitcast_ptr(c, ws_bytes_ptr(g, A, mul(g, thread, I(g, g->T_floats * 4))), c->t_pf32);
-    LLVMValueRef kst = fptr(g, ts, I(g, g->off_kst)), vst = fptr(g, ts, I(g, g->off_vst));
-#define HEAD_STATE(hh) fptr(g, ts, add(g, I(g, g->off_heads), mul(g, sub(g, (hh), h_lo), I(g, g->head_floats))))
     LLVMValueRef rows = cg_bitcast_ptr(c, fptr(g, ts, I(g, g->off_rows)), g->t_pi64);
     {
         cg_loop R;
@@ -1419,8 +1705,14 @@ static void emit_compute(kgen *g) {
     /* Packed decode: one query position, lane = row * pack + key parity. */
     LLVMValueRef packed = LLVMConstInt(c->t_i1, 0, 0);
     LLVMValueRef prow = cg_gep(c, c->t_i64, rows, I(g, 2 * (int64_t)g->R_pad));
+    LLVMValueRef direct = LLVMConstInt(c->t_i1, 0, 0);
     if (g->pack > 1) {
         packed = icmp(g, LLVMIntEQ, npos, I(g, 1));
+        if (g->direct) {
+            int sv = k->v_in_k ? g->abi.k : g->abi.v;
+            direct = LLVMBuildAnd(BLD, packed, LLVMBuildAnd(BLD, icmp(g, LLVMIntEQ, stride(g, S, g->abi.k, 3), I(g, 1)),
+                                                            icmp(g, LLVMIntEQ, stride(g, S, sv, 3), I(g, 1)), ""), "");
+        }
         for (int lane = 0; lane < g->W; lane++) {
             cg_store(c, add(g, pos0, off), cg_gep(c, c->t_i64, prow, I(g, lane)), 8);
             cg_store(c, I(g, lane / g->pack), cg_gep(c, c->t_i64, prow, I(g, g->W + lane)), 8);
@@ -1432,7 +1724,7 @@ static void emit_compute(kgen *g) {
     {
         cg_loop H;
         cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
-        LLVMValueRef hs = HEAD_STATE(H.iv);
+        LLVMValueRef hs = head_state(g, ts, H.iv, h_lo);
         LLVMValueRef sq_args[9] = { A, PL, S, ts, hs, b, H.iv, pos0, npos };
         call_void(g, g->f_stage_q, sq_args, 9);
         if (g->pack > 1) {
@@ -1448,6 +1740,25 @@ static void emit_compute(kgen *g) {
             cg_vstore(c, LLVMBuildShuffleVector(BLD, v, LLVMGetUndef(c->t_vf), LLVMConstVector(mask, (unsigned)g->W), ""), at);
             cg_loop_end(c, &D, NULL);
             cg_if_end(c, jp);
+        }
+        if (g->direct) {
+            /* Q rows [G2][d_qk] (padding rows 0; row r is lane r * pack of the repeated
+             * Q^T above) and O = 0 for the direct path. */
+            LLVMBasicBlockRef jd = cg_if_begin(c, direct);
+            LLVMValueRef qT = fptr(g, hs, I(g, g->off_qT)), qn = fptr(g, hs, I(g, g->off_qn));
+            LLVMValueRef on = fptr(g, hs, I(g, g->off_on));
+            cg_loop D;
+            cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
+            for (int r = 0; r < g->G2; r++) {
+                LLVMValueRef v = r < g->G ? ldf(g, fptr(g, qT, add(g, mul(g, D.iv, I(g, g->R_pad)), I(g, (int64_t)r * g->pack)))) : cg_f32(c, 0.0);
+                stf(g, v, fptr(g, qn, add(g, I(g, (int64_t)r * g->dq), D.iv)));
+            }
+            cg_loop_end(c, &D, NULL);
+            cg_loop Z;
+            cg_loop_begin(c, &Z, I(g, 0), I(g, (int64_t)g->G * g->dv), I(g, 1), 0, NULL);
+            stf(g, cg_f32(c, 0.0), fptr(g, on, Z.iv));
+            cg_loop_end(c, &Z, NULL);
+            cg_if_end(c, jd);
         }
         LLVMValueRef m = fptr(g, hs, I(g, g->off_m)), l = fptr(g, hs, I(g, g->off_l)), oT = fptr(g, hs, I(g, g->off_oT));
         cg_loop L;
@@ -1481,101 +1792,48 @@ static void emit_compute(kgen *g) {
     }
     if (g->mask_false) kb_hi = kb_lo;
 
-    cg_loop KB;
-    cg_loop_begin(c, &KB, kb_lo, kb_hi, I(g, 1), 0, NULL);
-    LLVMValueRef k0 = mul(g, KB.iv, I(g, g->Bc));
-    LLVMValueRef nk = imin(g, I(g, g->Bc), sub(g, SK, k0));
-    /* K and V blocks of every kv head of the item are staged into contiguous fp32 rows:
-     * that converts dtypes, applies RoPE, reads the [tokens][heads][d] memory in order,
-     * and avoids the L1 set conflicts of rows 2^n bytes apart (heads_kv x d x 4). */
-    LLVMValueRef stage_args[9] = { A, PL, S, ts, b, h_lo, h_hi, k0, nk };
-    /* Packed without RoPE: one fused pass straight into the interleaved layout. */
-    LLVMValueRef fused = g->pack > 1 && !g->rope ? packed : LLVMConstInt(c->t_i1, 0, 0);
-    {
-        LLVMBasicBlockRef fz = cg_block(c, "fused"), st = cg_block(c, "staged"), sj = cg_block(c, "staging_done");
-        LLVMBuildCondBr(BLD, fused, fz, st);
-        LLVMPositionBuilderAtEnd(BLD, fz);
-        if (g->pack > 1 && !g->rope) {
-            LLVMValueRef fa[8] = { A, S, ts, b, h_lo, h_hi, k0, nk };
-            call_void(g, g->f_stage_pack_k, fa, 8);
-            call_void(g, g->f_stage_pack_v, fa, 8);
-        }
-        LLVMBuildBr(BLD, sj);
-        LLVMPositionBuilderAtEnd(BLD, st);
-        call_void(g, g->f_stage_k, stage_args, 9);
-        if (!k->v_in_k) call_void(g, g->f_stage_v, stage_args, 9);
-        LLVMBuildBr(BLD, sj);
-        LLVMPositionBuilderAtEnd(BLD, sj);
-    }
-    cg_loop H;
-    cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
-    LLVMValueRef h = H.iv;
-    LLVMValueRef hs = HEAD_STATE(h);
-    LLVMValueRef hk = mul(g, sub(g, h, h_lo), I(g, (int64_t)g->Bc * g->dq));
-
-    LLVMValueRef kst_h = fptr(g, kst, hk);
-    LLVMValueRef vp = kst_h, vrs = I(g, g->dq);
-    if (!k->v_in_k) {
-        vp = fptr(g, vst, mul(g, sub(g, h, h_lo), I(g, (int64_t)g->Bc * g->dv)));
-        vrs = I(g, g->dv);
-    }
-    LLVMValueRef sargs[SB_N];
-    sargs[SB_A] = A; sargs[SB_PL] = PL; sargs[SB_S] = S;
-    sargs[SB_K] = kst_h; sargs[SB_KRS] = I(g, g->dq); sargs[SB_K2] = fptr(g, fptr(g, ts, I(g, g->off_kst2)), hk);
-    sargs[SB_NK] = nk;
-    sargs[SB_QT] = fptr(g, hs, I(g, g->off_qT)); sargs[SB_QT2] = fptr(g, hs, I(g, g->off_qT2));
-    sargs[SB_ST] = fptr(g, ts, I(g, g->off_sT));
-    sargs[SB_M] = fptr(g, hs, I(g, g->off_m)); sargs[SB_L] = fptr(g, hs, I(g, g->off_l));
-    sargs[SB_ALPHA] = fptr(g, hs, I(g, g->off_alpha));
-    sargs[SB_B] = b; sargs[SB_H] = h; sargs[SB_POS0] = pos0; sargs[SB_R0] = I(g, 0); sargs[SB_K0] = k0;
-    sargs[SB_PARTIAL] = cg_true(c);
-    sargs[SB_ROWS] = rows;
-    LLVMValueRef oT = fptr(g, hs, I(g, g->off_oT));
-    LLVMBasicBlockRef panels_done = cg_block(c, "panels_done");
     if (g->pack > 1) {
-        /* One packed panel over the interleaved block. */
-        LLVMBasicBlockRef pk = cg_block(c, "packed"), unpk = cg_block(c, "unpacked");
-        LLVMBuildCondBr(BLD, packed, pk, unpk);
+        LLVMBasicBlockRef pk = cg_block(c, "packed_keys"), bl = cg_block(c, "blocked_keys"), kdone = cg_block(c, "keys_done");
+        LLVMBuildCondBr(BLD, packed, pk, bl);
         LLVMPositionBuilderAtEnd(BLD, pk);
-        LLVMValueRef hsl = sub(g, h, h_lo);
-        LLVMValueRef kp = fptr(g, fptr(g, ts, I(g, g->off_kp)), mul(g, hsl, I(g, (int64_t)g->pack_rows * g->dq)));
-        LLVMValueRef vpk = fptr(g, fptr(g, ts, I(g, g->off_vp)), mul(g, hsl, I(g, (int64_t)g->pack_rows * g->dv)));
-        if (g->rope) {
-            LLVMValueRef pk_args[4] = { kst_h, I(g, g->dq), nk, kp };
-            call_void(g, g->f_pack_k, pk_args, 4);
-            LLVMValueRef pv_args[4] = { vp, vrs, nk, vpk };
-            call_void(g, g->f_pack_v, pv_args, 4);
-        }
-        LLVMValueRef pargs[SB_N];
-        memcpy(pargs, sargs, sizeof pargs);
-        pargs[SB_K] = kp;
-        pargs[SB_ROWS] = prow;
-        do_panel(g, V_PACKED, pargs, I(g, 0), Rv, pos0, off, k0, nk, oT, vpk, I(g, (int64_t)g->dv * g->pack));
-        LLVMBuildBr(BLD, panels_done);
-        LLVMPositionBuilderAtEnd(BLD, unpk);
+        emit_packed_keys(g, A, PL, S, ts, b, h_lo, h_hi, mul(g, kb_lo, I(g, g->Bc)), imin(g, SK, mul(g, kb_hi, I(g, g->Bc))),
+                         pos0, off, Rv, prow, direct);
+        LLVMBuildBr(BLD, kdone);
+        LLVMPositionBuilderAtEnd(BLD, bl);
+        emit_blocked_keys(g, A, PL, S, ts, b, h_lo, h_hi, kb_lo, kb_hi, pos0, off, Rv, rows);
+        LLVMBuildBr(BLD, kdone);
+        LLVMPositionBuilderAtEnd(BLD, kdone);
+    } else {
+        emit_blocked_keys(g, A, PL, S, ts, b, h_lo, h_hi, kb_lo, kb_hi, pos0, off, Rv, rows);
     }
-    /* Panels: wide ones while more than one vector of rows remains, then one narrow. */
-    LLVMValueRef n_wide = sel(g, icmp(g, LLVMIntSGT, Rv, I(g, g->W)), cdiv(g, sub(g, Rv, I(g, g->W)), I(g, g->RPw)), I(g, 0));
-    cg_loop PW;
-    cg_loop_begin(c, &PW, I(g, 0), n_wide, I(g, 1), 0, NULL);
-    do_panel(g, V_WIDE, sargs, mul(g, PW.iv, I(g, g->RPw)), Rv, pos0, off, k0, nk, oT, vp, vrs);
-    cg_loop_end(c, &PW, NULL);
-    LLVMValueRef rn = mul(g, n_wide, I(g, g->RPw));
-    LLVMBasicBlockRef j3 = cg_if_begin(c, icmp(g, LLVMIntSLT, rn, Rv));
-    do_panel(g, V_NARROW, sargs, rn, Rv, pos0, off, k0, nk, oT, vp, vrs);
-    cg_if_end(c, j3);
-    LLVMBuildBr(BLD, panels_done);
-    LLVMPositionBuilderAtEnd(BLD, panels_done);
-    cg_loop_end(c, &H, NULL);
-    cg_loop_end(c, &KB, NULL);
 
     /* Finish each head: normalised rows, or this split's partial state for the merge. */
     cg_loop HF;
     cg_loop_begin(c, &HF, h_lo, h_hi, I(g, 1), 0, NULL);
-    h = HF.iv;
-    hs = HEAD_STATE(h);
+    LLVMValueRef h = HF.iv;
+    LLVMValueRef hs = head_state(g, ts, h, h_lo);
     LLVMValueRef m = fptr(g, hs, I(g, g->off_m)), l = fptr(g, hs, I(g, g->off_l));
-    oT = fptr(g, hs, I(g, g->off_oT));
+    LLVMValueRef oT = fptr(g, hs, I(g, g->off_oT));
+    if (g->direct) {
+        /* Direct: the lanes of a row share m; l sums them, O[r] becomes column r of O^T
+         * (in place as below). The staged fold then sees one lane per row. */
+        LLVMBasicBlockRef jd = cg_if_begin(c, direct);
+        LLVMValueRef on = fptr(g, hs, I(g, g->off_on));
+        cg_loop R;
+        cg_loop_begin(c, &R, I(g, 0), Rv, I(g, 1), 0, NULL);
+        LLVMValueRef l0 = mul(g, R.iv, I(g, g->pack));
+        LLVMValueRef M = ldf(g, fptr(g, m, l0)), L = cg_f32(c, 0.0);
+        for (int p = 0; p < g->pack; p++) L = vfadd(g, L, ldf(g, fptr(g, l, add(g, l0, I(g, p)))));
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
+        stf(g, ldf(g, fptr(g, on, add(g, mul(g, R.iv, I(g, g->dv)), D.iv))), fptr(g, oT, add(g, mul(g, D.iv, I(g, g->R_pad)), R.iv)));
+        cg_loop_end(c, &D, NULL);
+        stf(g, M, fptr(g, m, R.iv));
+        stf(g, L, fptr(g, l, R.iv));
+        cg_loop_end(c, &R, NULL);
+        cg_if_end(c, jd);
+        packed = LLVMBuildAnd(BLD, packed, LLVMBuildNot(BLD, direct, ""), "");
+    }
     if (g->pack > 1) {
         /* Fold the `pack` lanes of each row into the row (a log-sum-exp merge in place:
          * row r < lane r * pack, so only lanes already folded are overwritten). */
@@ -1640,7 +1898,6 @@ static void emit_compute(kgen *g) {
     LLVMPositionBuilderAtEnd(BLD, done);
     cg_loop_end(c, &HF, NULL);
     LLVMBuildRetVoid(BLD);
-#undef HEAD_STATE
 }
 
 /* void merge_item(A, PL, S, item, thread): combines the splits of one (q-block, batch,
@@ -1936,6 +2193,10 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
     for (int v = V_WIDE; v <= (g->pack > 1 ? V_PACKED : V_NARROW); v++) {
         emit_s_block(g, v);
         emit_pv(g, v);
+    }
+    if (g->direct) {
+        emit_s_block(g, V_DIRECT);
+        emit_pv_direct(g);
     }
     if (g->pack > 1) {
         if (g->rope) {
