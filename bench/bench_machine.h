@@ -91,6 +91,21 @@ static void *read_worker(void *arg) {
 }
 #endif
 
+#ifndef NO_PEAK
+/* GB/s of th threads each streaming its part of buf[0..n) `passes` times, once. */
+static double read_bw_once(float *buf, long n, int th, int passes) {
+    pthread_t t[64];
+    span sp[64];
+    double t0 = now();
+    for (int i = 0; i < th; i++) {
+        sp[i] = (span){ buf + i * (n / th), n / th, passes };
+        pthread_create(&t[i], NULL, read_worker, &sp[i]);
+    }
+    for (int i = 0; i < th; i++) pthread_join(t[i], NULL);
+    return (double)passes * (double)(n / th * th) * sizeof(float) / (now() - t0) / 1e9;
+}
+#endif
+
 typedef struct machine_probe {
     int max_threads;                /* rows for 1 .. max_threads (at most 64) */
     long fma_iters;                 /* loop trips per thread (12 vector FMAs each) */
@@ -127,16 +142,9 @@ static void measure_machine(const machine_probe *mp, double *peak, double *bw) {
                  best, LANES, g_note);
         else
             emit("{\"bench\": \"peak_fma\", \"threads\": %d, \"gflops\": %.1f, \"lanes\": %d}", th, best, LANES);
-        span sp[64];
         best = 0;
         for (int rep = 0; rep < 2; rep++) {
-            double t0 = now();
-            for (int i = 0; i < th; i++) {
-                sp[i] = (span){ buf + i * (n / th), n / th, mp->read_passes };
-                pthread_create(&t[i], NULL, read_worker, &sp[i]);
-            }
-            for (int i = 0; i < th; i++) pthread_join(t[i], NULL);
-            double g = (double)mp->read_passes * (double)(n / th * th) * sizeof(float) / (now() - t0) / 1e9;
+            double g = read_bw_once(buf, n, th, mp->read_passes);
             if (g > best) best = g;
         }
         bw[th] = best;

@@ -430,6 +430,11 @@ int main(int argc, char **argv) {
     /* Decode: one token against 32k keys, Llama-3-8B shapes (32 q heads, 8 kv heads, d 128). */
     const char *dtypes[2] = { "f32", "bf16" };
     bool decode = !only || !strcmp(only, "decode");
+    /* Read probe for the decode rows: as many bytes as fp32 K and V. */
+    long probe_n = decode ? 8L * 32768 * 256 : 0;
+    float *probe = decode ? aligned_alloc(64, (size_t)probe_n * sizeof(float)) : NULL;
+    if (decode && !probe) return 1;
+    for (long i = 0; i < probe_n; i++) probe[i] = 1.0f;
     for (int dt = 0; decode && dt < 2; dt++) {
         char text[256];
         snprintf(text, sizeof text, "kernel decode { heads q = 32, kv = 8\n dims 128\n dtype %s\n mask causal\n phase decode }",
@@ -447,11 +452,22 @@ int main(int argc, char **argv) {
         bufs_make(&b, k, 1, 1, SK);
         double bytes = 1.0 * 8 * SK * (128 + 128) * (dt ? 2 : 4);
         for (int th = 1; th <= max_threads; th++) {
-            double t = time_launch(ck, k, th, 1, 1, SK, &b, quick ? 1.0 : 2.0);
+            /* Memory bandwidth on a shared machine drifts by tens of percent within a
+             * minute, so the kernel and the read probe take turns, best of each. */
+            double t = 1e30, bw = 0;
+            for (int round = 0; round < (quick ? 2 : 6); round++) {
+                double tr = time_launch(ck, k, th, 1, 1, SK, &b, 0.3);
+                if (tr > 0 && tr < t) t = tr;
+#ifndef NO_PEAK
+                double g = read_bw_once(probe, probe_n, th, 1);
+                if (g > bw) bw = g;
+#endif
+            }
             double gb = bytes / t / 1e9;
             emit("{\"bench\": \"decode\", \"impl\": \"attnc\", \"dtype\": \"%s\", \"heads_q\": 32, \"heads_kv\": 8, \"d\": 128, "
-                 "\"seq_k\": %lld, \"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f, \"pct_read_bw\": %.1f}",
-                 dtypes[dt], (long long)SK, th, t * 1e3, gb, g_bw[th] > 0 ? 100 * gb / g_bw[th] : 0);
+                 "\"seq_k\": %lld, \"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f, \"read_bw_interleaved\": %.1f, "
+                 "\"pct_read_bw\": %.1f}",
+                 dtypes[dt], (long long)SK, th, t * 1e3, gb, bw, bw > 0 ? 100 * gb / bw : 0);
         }
         bufs_free(&b);
         cpu_compiled_free(ck);
@@ -468,6 +484,7 @@ int main(int argc, char **argv) {
                      "\"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f}", kvt ? "f16" : "f32", th, t * 1e3, bytes / t / 1e9);
             }
     }
+    free(probe);
     if (g_out) fclose(g_out);
     return 0;
 }

@@ -23,7 +23,9 @@
  * sums) and the PV micro-kernel (KC columns x RV vectors). Panels are classified EMPTY /
  * FULL / PARTIAL from the mask band; only PARTIAL ones evaluate the mask. With one query
  * position and g <= lanes/2, `pack` = lanes/g keys share each vector (packed panels, see
- * kgen.pack). Splits (few items, many keys) write (m, l, O~) partials that phase 2 merges.
+ * kgen.pack); without RoPE and with dense rows those read K in place through dot products
+ * reduced across lanes (kgen.direct). Splits (few items, many keys) write (m, l, O~)
+ * partials that phase 2 merges.
  *
  * Workspace (attnc_NAME_workspace_size): n_threads x per-thread scratch, a constant of
  * the kernel: heads_kv x (Q^T, O^T: R_pad x (d_qk + d_v), m/l/alpha) + heads_kv x Bc x
@@ -336,8 +338,8 @@ static void layout(kgen *g) {
     /* i64 tables: q_idx and head-in-group per row; for packed panels q_idx, row and key
      * parity per lane. */
     PART(off_rows, 2 * (2 * (int64_t)g->R_pad + 3 * g->W));
-    PART(off_kp, g->pack > 1 ? (int64_t)g->pack_rows * g->dq * g->HKV : 0);
-    PART(off_vp, g->pack > 1 ? (int64_t)g->pack_rows * g->dv * g->HKV : 0);
+    PART(off_kp, g->pack > 1 && !g->direct ? (int64_t)g->pack_rows * g->dq * g->HKV : 0);
+    PART(off_vp, g->pack > 1 && !g->direct ? (int64_t)g->pack_rows * g->dv * g->HKV : 0);
     g->off_heads = o;
     o = 0;
     PART(off_qT, (int64_t)g->dq * g->R_pad);
@@ -1592,22 +1594,18 @@ static void emit_blocked_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValu
     cg_loop_end(c, &KB, NULL);
 }
 
-/* Keys [key_lo, key_hi) of a packed (one query position) item, in sub-blocks of Bd keys:
- * the staged rows of every kv head then stay in L2 while the heads use them (a Bc block
- * of 8 heads of d 128 is 786 KB of K and V, more than L2, and staging it cost a third
- * of decode's bandwidth). Without RoPE the rows are converted and interleaved in one
- * pass straight from the tensor; with it they are staged, rotated and then packed. */
+/* Keys [key_lo, key_hi) of a packed (one query position) item, in sub-blocks of Bd keys,
+ * so what is staged for every kv head stays in L2 while the heads use it (a Bc block of
+ * 8 heads of d 128 is 786 KB of K and V, more than L2). Direct: only V is staged. Staged
+ * (no direct kernels): without RoPE the rows are converted and interleaved in one pass
+ * straight from the tensor; with it they are staged, rotated and then packed. */
 static void emit_packed_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValueRef S, LLVMValueRef ts, LLVMValueRef b,
                              LLVMValueRef h_lo, LLVMValueRef h_hi, LLVMValueRef key_lo, LLVMValueRef key_hi,
-                             LLVMValueRef pos0, LLVMValueRef off, LLVMValueRef Rv, LLVMValueRef prow, LLVMValueRef direct) {
+                             LLVMValueRef pos0, LLVMValueRef off, LLVMValueRef Rv, LLVMValueRef prow) {
     cg *c = &g->c;
-    LLVMBasicBlockRef done = cg_block(c, "packed_done");
     if (g->direct) {
         /* Direct: K is read in place by the S kernel; V rows of every head are staged
          * as fp32 (reading the [tokens][heads][d] memory in order) for the PV passes. */
-        LLVMBasicBlockRef dj = cg_block(c, "direct"), st = cg_block(c, "staged");
-        LLVMBuildCondBr(BLD, direct, dj, st);
-        LLVMPositionBuilderAtEnd(BLD, dj);
         cg_loop KB;
         cg_loop_begin(c, &KB, key_lo, key_hi, I(g, g->Bd), 0, NULL);
         LLVMValueRef k0 = KB.iv;
@@ -1624,8 +1622,7 @@ static void emit_packed_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValue
         do_panel(g, V_DIRECT, pargs, I(g, 0), Rv, pos0, off, k0, nk, g->Bd, fptr(g, hs, I(g, g->off_on)), vst, NULL);
         cg_loop_end(c, &H, NULL);
         cg_loop_end(c, &KB, NULL);
-        LLVMBuildBr(BLD, done);
-        LLVMPositionBuilderAtEnd(BLD, st);
+        return;
     }
     cg_loop KB;
     cg_loop_begin(c, &KB, key_lo, key_hi, I(g, g->Bd), 0, NULL);
@@ -1665,8 +1662,6 @@ static void emit_packed_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValue
              I(g, (int64_t)g->dv * g->pack));
     cg_loop_end(c, &H, NULL);
     cg_loop_end(c, &KB, NULL);
-    LLVMBuildBr(BLD, done);
-    LLVMPositionBuilderAtEnd(BLD, done);
 }
 
 /* void compute_item(A, PL, S, item, thread): one (q-block, batch, kv heads, key split). */
@@ -1709,9 +1704,10 @@ static void emit_compute(kgen *g) {
     if (g->pack > 1) {
         packed = icmp(g, LLVMIntEQ, npos, I(g, 1));
         if (g->direct) {
-            int sv = k->v_in_k ? g->abi.k : g->abi.v;
-            direct = LLVMBuildAnd(BLD, packed, LLVMBuildAnd(BLD, icmp(g, LLVMIntEQ, stride(g, S, g->abi.k, 3), I(g, 1)),
-                                                            icmp(g, LLVMIntEQ, stride(g, S, sv, 3), I(g, 1)), ""), "");
+            /* The direct kernels read dense rows; other views take the blocked path. */
+            packed = LLVMBuildAnd(BLD, packed, LLVMBuildAnd(BLD, icmp(g, LLVMIntEQ, stride(g, S, g->abi.k, 3), I(g, 1)),
+                                                            icmp(g, LLVMIntEQ, stride(g, S, g->abi.v, 3), I(g, 1)), ""), "");
+            direct = packed;
         }
         for (int lane = 0; lane < g->W; lane++) {
             cg_store(c, add(g, pos0, off), cg_gep(c, c->t_i64, prow, I(g, lane)), 8);
@@ -1797,7 +1793,7 @@ static void emit_compute(kgen *g) {
         LLVMBuildCondBr(BLD, packed, pk, bl);
         LLVMPositionBuilderAtEnd(BLD, pk);
         emit_packed_keys(g, A, PL, S, ts, b, h_lo, h_hi, mul(g, kb_lo, I(g, g->Bc)), imin(g, SK, mul(g, kb_hi, I(g, g->Bc))),
-                         pos0, off, Rv, prow, direct);
+                         pos0, off, Rv, prow);
         LLVMBuildBr(BLD, kdone);
         LLVMPositionBuilderAtEnd(BLD, bl);
         emit_blocked_keys(g, A, PL, S, ts, b, h_lo, h_hi, kb_lo, kb_hi, pos0, off, Rv, rows);
@@ -1832,9 +1828,8 @@ static void emit_compute(kgen *g) {
         stf(g, L, fptr(g, l, R.iv));
         cg_loop_end(c, &R, NULL);
         cg_if_end(c, jd);
-        packed = LLVMBuildAnd(BLD, packed, LLVMBuildNot(BLD, direct, ""), "");
     }
-    if (g->pack > 1) {
+    if (g->pack > 1 && !g->direct) {
         /* Fold the `pack` lanes of each row into the row (a log-sum-exp merge in place:
          * row r < lane r * pack, so only lanes already folded are overwritten). */
         LLVMBasicBlockRef jf = cg_if_begin(c, packed);
@@ -2190,7 +2185,7 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
     emit_stage_q(g);
     emit_stage_k(g);
     emit_stage_v(g);
-    for (int v = V_WIDE; v <= (g->pack > 1 ? V_PACKED : V_NARROW); v++) {
+    for (int v = V_WIDE; v <= (g->pack > 1 && !g->direct ? V_PACKED : V_NARROW); v++) {
         emit_s_block(g, v);
         emit_pv(g, v);
     }
@@ -2198,7 +2193,7 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
         emit_s_block(g, V_DIRECT);
         emit_pv_direct(g);
     }
-    if (g->pack > 1) {
+    if (g->pack > 1 && !g->direct) {
         if (g->rope) {
             g->f_pack_k = emit_pack(g, g->dq, "pack_k");
             g->f_pack_v = emit_pack(g, g->dv, "pack_v");
