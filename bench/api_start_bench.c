@@ -33,6 +33,8 @@
 #include "attnc/attnc.h"
 #include "runtime/kernel_cache.h"
 
+#include "bench/bench_emit.h"
+
 #ifndef ATTNC_SOURCE_DIR
 #define ATTNC_SOURCE_DIR "."
 #endif
@@ -54,28 +56,7 @@ static const struct {
     { "doc_mask.attn", "packed_docs" },
 };
 
-static FILE *g_out;
-
-static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void emit(const char *fmt, ...) {
-    char line[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    printf("%s\n", line);
-    fflush(stdout);
-    if (g_out) {
-        fprintf(g_out, "%s\n", line);
-        fflush(g_out);
-    }
-}
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
+static double now_ms(void) { return now() * 1e3; }
 
 /* ---------------------------------------------------------------- checking a kernel */
 

@@ -12,29 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static FILE *g_out;                 /* --out FILE, appended to; NULL: stdout only */
-static const char *g_note = "";     /* --note TEXT */
-
-static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void emit(const char *fmt, ...) {
-    char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    printf("%s\n", line);
-    fflush(stdout);
-    if (g_out) {
-        fprintf(g_out, "%s\n", line);
-        fflush(g_out);
-    }
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "bench/bench_emit.h"
 
 #if defined(__AVX512F__)
 typedef __m512 vec;
