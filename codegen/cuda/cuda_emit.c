@@ -8,6 +8,7 @@
 #include <string.h>
 #include "codegen/cuda/cuda_args.h"
 #include "codegen/cuda/cuda_expr.h"
+#include "codegen/cuda/fragment_index.h"
 
 #define E(...) fprintf(out, __VA_ARGS__)
 
@@ -123,50 +124,113 @@ static void emit_rope(FILE *out, const ir_kernel *k) {
 
 /* ---------------------------------------------------------------- tensor-core kernel */
 
+/* True when the copy of a rows × width tile by nt threads is affine in the iteration: chunk
+   tid + it·nt lands at the row, column and shared offset of chunk tid plus those of chunk
+   it·nt. Checked here over every (tid, it) with the same index functions the kernel pastes,
+   so a loader may compute one base per thread and add per-iteration constants. */
+static bool copy_affine(int rows, int width, int nt) {
+    const int total = rows * width / 8;
+    for (int q = 0; q < total; q++) {
+        const int tid = q % nt, q0 = q - tid;
+        const int r = copy_chunk_row(q, rows, width), c = copy_chunk_col(q, rows, width);
+        const int rt = copy_chunk_row(tid, rows, width), ct = copy_chunk_col(tid, rows, width);
+        const int ri = copy_chunk_row(q0, rows, width), ci = copy_chunk_col(q0, rows, width);
+        if (r != rt + ri || c != ct + ci) return false;
+        if (smem_tile_offset(r, c, rows, width) !=
+            smem_tile_offset(rt, ct, rows, width) + smem_tile_offset(ri, ci, rows, width))
+            return false;
+    }
+    return true;
+}
+
 static void emit_mma_helpers(FILE *out, const ir_kernel *k, const cuda_plan *p) {
-    (void)p;
     /* Tile loads: cp.async 16 B chunks into the swizzled layout; rows past the sequence and
-       columns past the real head dim are zero-filled (src-size 0), never read. */
-    E("ATTNC_DEVICE void load_q_tile(const attnc_args *A, u32 dst, int row0, int rows_total, int batch, int head0) {\n"
-      "    const int tid = attnc_tid_opaque();\n"
-      "    const u16 *base = (const u16 *)A->q;\n"
-      "    #pragma unroll 8\n"
-      "    for (int it = 0; it < (BR * D / 8 + NT - 1) / NT; ++it) {\n"
-      "        const int q = tid + it * NT;\n"
-      "        if ((BR * D / 8) %% NT == 0 || q < BR * D / 8) {\n"
-      "            const int r = copy_chunk_row(q, BR, D), c = copy_chunk_col(q, BR, D);\n"
-      "            const int R = row0 + r;\n"
-      "            const bool ok = R < rows_total && c < DQK;\n"
-      "            const u16 *src = base;\n"
-      "            if (ok) {\n"
-      "                const int s = packed_row_seq(R, PACK), h = head0 + packed_row_head(R, PACK);\n"
-      "                src = base + (i64)batch * A->q_st[0] + (i64)s * A->q_st[1] + (i64)h * A->q_st[2] + c;\n"
-      "            }\n"
-      "            cp_async16(dst + (u32)smem_tile_offset(r, c, BR, D), src, ok ? 16 : 0);\n"
-      "        }\n"
-      "    }\n"
-      "}\n\n");
+       columns past the real head dim are zero-filled (src-size 0), never read. The affine
+       form leaves NVVM and ptxas a fraction of the code of the general one (Llama-3 prefill:
+       about a quarter fewer PTX instructions), which is most of what a cold compile costs. */
+    if (copy_affine(p->br, p->d, p->threads))
+        E("ATTNC_DEVICE void load_q_tile(const attnc_args *A, u32 dst, int row0, int rows_total, int batch, int head0) {\n"
+          "    const int tid = attnc_tid_opaque();\n"
+          "    const int r0 = copy_chunk_row(tid, BR, D), c0 = copy_chunk_col(tid, BR, D);\n"
+          "    const u32 d0 = dst + (u32)smem_tile_offset(r0, c0, BR, D);\n"
+          "    const u16 *base = (const u16 *)A->q;\n"
+          "    #pragma unroll\n"
+          "    for (int it = 0; it < (BR * D / 8 + NT - 1) / NT; ++it) {\n"
+          "        if ((BR * D / 8) %% NT == 0 || tid + it * NT < BR * D / 8) {\n"
+          "            const int dr = copy_chunk_row(it * NT, BR, D), dc = copy_chunk_col(it * NT, BR, D);\n"
+          "            const int R = row0 + r0 + dr, c = c0 + dc;\n"
+          "            const bool ok = R < rows_total && c < DQK;\n"
+          "            const u16 *src = base;\n"
+          "            if (ok) {\n"
+          "                const int s = packed_row_seq(R, PACK), h = head0 + packed_row_head(R, PACK);\n"
+          "                src = base + (i64)batch * A->q_st[0] + (i64)s * A->q_st[1] + (i64)h * A->q_st[2] + c;\n"
+          "            }\n"
+          "            cp_async16(d0 + (u32)smem_tile_offset(dr, dc, BR, D), src, ok ? 16 : 0);\n"
+          "        }\n"
+          "    }\n"
+          "}\n\n");
+    else
+        E("ATTNC_DEVICE void load_q_tile(const attnc_args *A, u32 dst, int row0, int rows_total, int batch, int head0) {\n"
+          "    const int tid = attnc_tid_opaque();\n"
+          "    const u16 *base = (const u16 *)A->q;\n"
+          "    #pragma unroll 8\n"
+          "    for (int it = 0; it < (BR * D / 8 + NT - 1) / NT; ++it) {\n"
+          "        const int q = tid + it * NT;\n"
+          "        if ((BR * D / 8) %% NT == 0 || q < BR * D / 8) {\n"
+          "            const int r = copy_chunk_row(q, BR, D), c = copy_chunk_col(q, BR, D);\n"
+          "            const int R = row0 + r;\n"
+          "            const bool ok = R < rows_total && c < DQK;\n"
+          "            const u16 *src = base;\n"
+          "            if (ok) {\n"
+          "                const int s = packed_row_seq(R, PACK), h = head0 + packed_row_head(R, PACK);\n"
+          "                src = base + (i64)batch * A->q_st[0] + (i64)s * A->q_st[1] + (i64)h * A->q_st[2] + c;\n"
+          "            }\n"
+          "            cp_async16(dst + (u32)smem_tile_offset(r, c, BR, D), src, ok ? 16 : 0);\n"
+          "        }\n"
+          "    }\n"
+          "}\n\n");
     const char *tensors[2] = {"k", "v"};
     for (int t = 0; t < (k->v_in_k ? 1 : 2); t++) {
         const char *w = t == 0 ? "D" : "DV";
         const char *wr = t == 0 ? "DQK" : "DVR";
-        E("ATTNC_DEVICE void load_%s_tile(const attnc_args *A, u32 dst, int n, int batch, int kvh) {\n"
-          "    const int tid = %s;\n"
-          "    const u16 *base = (const u16 *)A->%s;\n"
-          "    const int seq_k = (int)A->seq_k;\n"
-          "    #pragma unroll 8\n"
-          "    for (int it = 0; it < (BC * %s / 8 + NT - 1) / NT; ++it) {\n"
-          "        const int q = tid + it * NT;\n"
-          "        if ((BC * %s / 8) %% NT == 0 || q < BC * %s / 8) {\n"
-          "            const int r = copy_chunk_row(q, BC, %s), c = copy_chunk_col(q, BC, %s);\n"
-          "            const int key = n * BC + r;\n"
-          "            const bool ok = key < seq_k && c < %s;\n"
-          "            const u16 *src = ok ? base + (i64)batch * A->%s_st[0] + (i64)key * A->%s_st[1] + (i64)kvh * A->%s_st[2] + c : base;\n"
-          "            cp_async16(dst + (u32)smem_tile_offset(r, c, BC, %s), src, ok ? 16 : 0);\n"
-          "        }\n"
-          "    }\n"
-          "}\n\n",
-          tensors[t], p->hoist_loads ? "ATTNC_TID" : "attnc_tid_opaque()", tensors[t], w, w, w, w, w, wr, tensors[t], tensors[t], tensors[t], w);
+        const char *x = tensors[t];
+        const char *tid = p->hoist_loads ? "ATTNC_TID" : "attnc_tid_opaque()";
+        if (copy_affine(p->bc, t == 0 ? p->d : p->dvp, p->threads))
+            E("ATTNC_DEVICE void load_%s_tile(const attnc_args *A, u32 dst, int n, int batch, int kvh) {\n"
+              "    const int tid = %s;\n"
+              "    const int r0 = copy_chunk_row(tid, BC, %s), c0 = copy_chunk_col(tid, BC, %s);\n"
+              "    const u32 d0 = dst + (u32)smem_tile_offset(r0, c0, BC, %s);\n"
+              "    const int key0 = n * BC + r0, seq_k = (int)A->seq_k;\n"
+              "    const u16 *base = (const u16 *)A->%s;\n"
+              "    const u16 *src0 = base + (i64)batch * A->%s_st[0] + (i64)key0 * A->%s_st[1] + (i64)kvh * A->%s_st[2] + c0;\n"
+              "    #pragma unroll\n"
+              "    for (int it = 0; it < (BC * %s / 8 + NT - 1) / NT; ++it) {\n"
+              "        if ((BC * %s / 8) %% NT == 0 || tid + it * NT < BC * %s / 8) {\n"
+              "            const int dr = copy_chunk_row(it * NT, BC, %s), dc = copy_chunk_col(it * NT, BC, %s);\n"
+              "            const bool ok = key0 + dr < seq_k && c0 + dc < %s;\n"
+              "            cp_async16(d0 + (u32)smem_tile_offset(dr, dc, BC, %s), ok ? src0 + (i64)dr * A->%s_st[1] + dc : base, ok ? 16 : 0);\n"
+              "        }\n"
+              "    }\n"
+              "}\n\n",
+              x, tid, w, w, w, x, x, x, x, w, w, w, w, w, wr, w, x);
+        else
+            E("ATTNC_DEVICE void load_%s_tile(const attnc_args *A, u32 dst, int n, int batch, int kvh) {\n"
+              "    const int tid = %s;\n"
+              "    const u16 *base = (const u16 *)A->%s;\n"
+              "    const int seq_k = (int)A->seq_k;\n"
+              "    #pragma unroll 8\n"
+              "    for (int it = 0; it < (BC * %s / 8 + NT - 1) / NT; ++it) {\n"
+              "        const int q = tid + it * NT;\n"
+              "        if ((BC * %s / 8) %% NT == 0 || q < BC * %s / 8) {\n"
+              "            const int r = copy_chunk_row(q, BC, %s), c = copy_chunk_col(q, BC, %s);\n"
+              "            const int key = n * BC + r;\n"
+              "            const bool ok = key < seq_k && c < %s;\n"
+              "            const u16 *src = ok ? base + (i64)batch * A->%s_st[0] + (i64)key * A->%s_st[1] + (i64)kvh * A->%s_st[2] + c : base;\n"
+              "            cp_async16(dst + (u32)smem_tile_offset(r, c, BC, %s), src, ok ? 16 : 0);\n"
+              "        }\n"
+              "    }\n"
+              "}\n\n",
+              x, tid, x, w, w, w, w, w, wr, x, x, x, w);
     }
     if (has_rope(k)) {
         /* Rotates pair j of row r of a tile in place (rotation in f32, one rounding back). */
@@ -192,6 +256,121 @@ static void emit_band_bounds(FILE *out, const ir_kernel *k) {
             E("    { const i64 last = (i64)q_hi - (i64)(%lldll); if (last < (i64)seq_k - 1) n_hi = last < 0 ? -1 : (int)(last / BC); }\n",
               (long long)k->band.band_lo);
     }
+}
+
+/* Epilogue without staging: each thread stores its accumulator fragments (plans whose
+   tile buffers cannot hold O). */
+static void emit_direct_epilogue(FILE *out, const cuda_plan *p) {
+    E("    #pragma unroll\n"
+      "    for (int r = 0; r < 2; ++r) {\n"
+      "        const int R = row0 + tile_acc_row(0, wr, WR, lane, 2 * r);\n"
+      "        if (R >= rows_total) continue;\n"
+      "        const int s = packed_row_seq(R, PACK), head = row_h[r];\n");
+    if (p->splitkv)
+        E("        if (n_splits > 1) {\n"
+          "            float *dst = (float *)A.ws_o + ((((i64)split * A.batch + batch) * HQ + head) * seq_q + s) * DVR;\n"
+          "            #pragma unroll\n"
+          "            for (int j = 0; j < DVC / 8; ++j)\n"
+          "                #pragma unroll\n"
+          "                for (int h = 0; h < 2; ++h) {\n"
+          "                    const int col = wc * DVC + tile_acc_col(j, lane, 2 * r + h);\n"
+          "                    if (WC * DVC <= DVR || col < DVR) STG(dst + col, acc_o[j][2 * r + h] * inv[r]);\n"
+          "                }\n"
+          "            if (wc == 0 && (lane & 3) == 0)\n"
+          "                STG((float *)A.ws_lse + (((i64)split * A.batch + batch) * HQ + head) * seq_q + s, lse[r]);\n"
+          "            continue;\n"
+          "        }\n");
+    /* One 64-bit base per row, then offsets from this lane's first column: a multiply by the
+       column stride per element was a fifth of the kernel's PTX. The column test folds away
+       when the warps' columns do not pass d_v. */
+    E("        const i64 ost = A.o_st[3];\n"
+      "        const int col0 = wc * DVC + tile_acc_col(0, lane, 2 * r);\n"
+      "        elem_t *dst = (elem_t *)A.o + (i64)batch * A.o_st[0] + (i64)s * A.o_st[1] + (i64)head * A.o_st[2] + (i64)col0 * ost;\n"
+      "        #pragma unroll\n"
+      "        for (int j = 0; j < DVC / 8; ++j)\n"
+      "            #pragma unroll\n"
+      "            for (int h = 0; h < 2; ++h) {\n"
+      "                const int col = wc * DVC + tile_acc_col(j, lane, 2 * r + h);\n"
+      "                if (WC * DVC <= DVR || col < DVR) STG(dst + (i64)(col - col0) * ost, F_TO_ELEM(acc_o[j][2 * r + h] * inv[r]));\n"
+      "            }\n"
+      "        if (wc == 0 && (lane & 3) == 0 && A.lse)\n"
+      "            STG((float *)A.lse + (i64)batch * A.lse_st[0] + (i64)s * A.lse_st[1] + (i64)head * A.lse_st[2], lse[r]);\n"
+      "    }\n");
+}
+
+/* Epilogue through shared memory: fragments go to a padded row-major tile over the (now idle)
+   tile buffers, then the CTA copies rows out, consecutive threads on consecutive columns, 8
+   bytes per store where O is dense. Besides coalescing, this keeps the unrolled part to
+   shared-memory stores at constant offsets: NVVM spent as long on 64-bit strided global
+   addresses of 2 × DVC/8 unrolled stores per row as on the rest of an MLA decode kernel.
+   Split-KV plans stage f32 (the partials stay f32); others stage the element type, the
+   output's own rounding. */
+static void emit_staged_epilogue(FILE *out, const cuda_plan *p) {
+    const bool f32 = p->splitkv;
+    const int esz = f32 ? 4 : 2, ocw = 16 / esz;
+    E("    enum { OSTR = %d, OESZ = %d, OCW = %d, OCH = (DVR + OCW - 1) / OCW };\n", p->out_stride, esz, ocw);
+    E("    bar_sync();   /* every warp is done with the tiles; no copy is in flight */\n"
+      "    const u32 sO = sbase, sL = sbase + (u32)(BR * OSTR * OESZ);\n"
+      "    #pragma unroll\n"
+      "    for (int r = 0; r < 2; ++r) {\n"
+      "        const int rl = tile_acc_row(0, wr, WR, lane, 2 * r);\n"
+      "        #pragma unroll\n"
+      "        for (int j = 0; j < DVC / 8; ++j) {\n"
+      "            const u32 a = sO + (u32)(OESZ * (rl * OSTR + wc * DVC + tile_acc_col(j, lane, 2 * r)));\n"
+      "            %s(a, %sacc_o[j][2 * r] * inv[r], acc_o[j][2 * r + 1] * inv[r])%s;\n"
+      "        }\n"
+      "        if (wc == 0 && (lane & 3) == 0) sts_f32(sL + (u32)(4 * rl), lse[r]);\n"
+      "    }\n"
+      "    bar_sync();\n"
+      "    const int rows_here = rows_total - row0 < BR ? rows_total - row0 : BR;\n"
+      "    const i64 ost = A.o_st[3];\n"
+      "    #pragma unroll 1\n"
+      "    for (int e = tid; e < rows_here * OCH; e += NT) {\n"
+      "        const int r = e / OCH, c = (e %% OCH) * OCW, R = row0 + r;\n"
+      "        const int s = packed_row_seq(R, PACK), head = head0 + packed_row_head(R, PACK);\n",
+      f32 ? "sts_f32x2" : "sts_u32", f32 ? "" : "PACK2(", f32 ? "" : ")");
+    if (f32) {
+        E("        float v[4];\n"
+          "        lds_f32x4(sO + (u32)(OESZ * (r * OSTR + c)), v);\n"
+          "        if (n_splits > 1) {\n"
+          "            float *dst = (float *)A.ws_o + ((((i64)split * A.batch + batch) * HQ + head) * seq_q + s) * DVR + c;\n"
+          "            #pragma unroll\n"
+          "            for (int i = 0; i < 4; ++i)\n"
+          "                if (c + i < DVR) STG(dst + i, v[i]);\n"
+          "            continue;\n"
+          "        }\n"
+          "        elem_t *dst = (elem_t *)A.o + (i64)batch * A.o_st[0] + (i64)s * A.o_st[1] + (i64)head * A.o_st[2] + (i64)c * ost;\n"
+          "        if (ost == 1 && c + 4 <= DVR && ((u64)dst & 7) == 0) {\n"
+          "            STG((u64 *)dst, (u64)PACK2(v[0], v[1]) | (u64)PACK2(v[2], v[3]) << 32);\n"
+          "        } else {\n"
+          "            #pragma unroll\n"
+          "            for (int i = 0; i < 4; ++i)\n"
+          "                if (c + i < DVR) STG(dst + (i64)i * ost, F_TO_ELEM(v[i]));\n"
+          "        }\n");
+    } else {
+        E("        u32 w[4];\n"
+          "        lds_u32x4(sO + (u32)(OESZ * (r * OSTR + c)), w);\n"
+          "        elem_t *dst = (elem_t *)A.o + (i64)batch * A.o_st[0] + (i64)s * A.o_st[1] + (i64)head * A.o_st[2] + (i64)c * ost;\n"
+          "        if (ost == 1 && c + 8 <= DVR && ((u64)dst & 7) == 0) {\n"
+          "            STG((u64 *)dst, (u64)w[0] | (u64)w[1] << 32);\n"
+          "            STG((u64 *)dst + 1, (u64)w[2] | (u64)w[3] << 32);\n"
+          "        } else {\n"
+          "            #pragma unroll\n"
+          "            for (int i = 0; i < 8; ++i)\n"
+          "                if (c + i < DVR) STG(dst + (i64)i * ost, (elem_t)(w[i >> 1] >> (16 * (i & 1))));\n"
+          "        }\n");
+    }
+    E("    }\n"
+      "    for (int r = tid; r < rows_here; r += NT) {\n"
+      "        const int R = row0 + r, s = packed_row_seq(R, PACK), head = head0 + packed_row_head(R, PACK);\n"
+      "        const float l = lds_f32(sL + (u32)(4 * r));\n");
+    if (f32)
+        E("        if (n_splits > 1) {\n"
+          "            STG((float *)A.ws_lse + (((i64)split * A.batch + batch) * HQ + head) * seq_q + s, l);\n"
+          "            continue;\n"
+          "        }\n");
+    E("        if (A.lse) STG((float *)A.lse + (i64)batch * A.lse_st[0] + (i64)s * A.lse_st[1] + (i64)head * A.lse_st[2], l);\n"
+      "    }\n");
 }
 
 static void emit_mma_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) {
@@ -484,37 +663,9 @@ static void emit_mma_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) {
       "        inv[r] = l > 0.f ? 1.f / l : 0.f;\n"
       "        lse[r] = l > 0.f ? row_m[r] * LN2 + logf(l) : -ATTNC_INF;\n"
       "    }\n");
-    E("    #pragma unroll\n"
-      "    for (int r = 0; r < 2; ++r) {\n"
-      "        const int R = row0 + tile_acc_row(0, wr, WR, lane, 2 * r);\n"
-      "        if (R >= rows_total) continue;\n"
-      "        const int s = packed_row_seq(R, PACK), head = row_h[r];\n");
-    if (p->splitkv)
-        E("        if (n_splits > 1) {\n"
-          "            float *dst = (float *)A.ws_o + ((((i64)split * A.batch + batch) * HQ + head) * seq_q + s) * DVR;\n"
-          "            #pragma unroll\n"
-          "            for (int j = 0; j < DVC / 8; ++j)\n"
-          "                #pragma unroll\n"
-          "                for (int h = 0; h < 2; ++h) {\n"
-          "                    const int col = wc * DVC + tile_acc_col(j, lane, 2 * r + h);\n"
-          "                    if (col < DVR) STG(dst + col, acc_o[j][2 * r + h] * inv[r]);\n"
-          "                }\n"
-          "            if (wc == 0 && (lane & 3) == 0)\n"
-          "                STG((float *)A.ws_lse + (((i64)split * A.batch + batch) * HQ + head) * seq_q + s, lse[r]);\n"
-          "            continue;\n"
-          "        }\n");
-    E("        elem_t *dst = (elem_t *)A.o + (i64)batch * A.o_st[0] + (i64)s * A.o_st[1] + (i64)head * A.o_st[2];\n"
-      "        #pragma unroll\n"
-      "        for (int j = 0; j < DVC / 8; ++j)\n"
-      "            #pragma unroll\n"
-      "            for (int h = 0; h < 2; ++h) {\n"
-      "                const int col = wc * DVC + tile_acc_col(j, lane, 2 * r + h);\n"
-      "                if (col < DVR) STG(dst + (i64)col * A.o_st[3], F_TO_ELEM(acc_o[j][2 * r + h] * inv[r]));\n"
-      "            }\n"
-      "        if (wc == 0 && (lane & 3) == 0 && A.lse)\n"
-      "            STG((float *)A.lse + (i64)batch * A.lse_st[0] + (i64)s * A.lse_st[1] + (i64)head * A.lse_st[2], lse[r]);\n"
-      "    }\n"
-      "}\n\n");
+    if (p->stage_out) emit_staged_epilogue(out, p);
+    else emit_direct_epilogue(out, p);
+    E("}\n\n");
 }
 
 /* ---------------------------------------------------------------- SIMT kernel */

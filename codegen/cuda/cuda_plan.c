@@ -41,6 +41,12 @@ static void mma_layout(cuda_plan *p) {
     p->smem_v_stage = p->v_in_k ? 0 : p->bc * p->dvp * 2;
     p->smem_bytes = mma_smem(p, p->bc, p->stages);
     p->est_regs = estimate_regs(p->d, p->dvc, p->bc, p->q_in_regs);
+    /* The staged epilogue reuses the tile buffers, so it never adds shared memory: a row
+       stride of dvp + 8 elements puts a quad's fragment stores in distinct banks; the LSE of
+       each row follows the rows. Where it would not fit, the registers store to global. */
+    p->out_stride = p->dvp + 8;
+    int out_bytes = p->br * p->out_stride * (p->splitkv ? 4 : 2) + 4 * p->br;
+    p->stage_out = out_bytes <= p->smem_bytes;
 }
 
 static bool plan_mma(const ir_kernel *k, cuda_plan *p, char *err, size_t errlen) {
@@ -332,6 +338,7 @@ bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen
         snprintf(err, errlen, "plan overrides apply to tensor-core plans only");
         return false;
     }
+    int stage_out = -1;   /* -1: as the layout allows */
     const char *s = spec;
     while (s && *s) {
         char key[16];
@@ -345,6 +352,7 @@ bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen
         else if (!strcmp(key, "qregs") && (val == 0 || val == 1)) p->q_in_regs = val;
         else if (!strcmp(key, "splits") && val >= 0 && val <= 1024) p->splits = val;
         else if (!strcmp(key, "hoist") && (val == 0 || val == 1)) p->hoist_loads = val;
+        else if (!strcmp(key, "stageo") && (val == 0 || val == 1)) stage_out = val;
         else if (!strcmp(key, "wr") && val >= 1 && val <= 8) p->wr = val;
         else if (!strcmp(key, "wc") && val >= 1 && val <= 8) {
             int dvc = val == 1 ? round_up(p->dv, 16) : round_up((p->dv + val - 1) / val, 64);
@@ -365,6 +373,11 @@ bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen
     p->br = 16 * p->wr;
     p->threads = 32 * p->wr * p->wc;
     mma_layout(p);
+    if (stage_out == 0) p->stage_out = false;
+    else if (stage_out == 1 && !p->stage_out) {
+        snprintf(err, errlen, "plan override stageo=1: staging O needs more shared memory than the tiles use");
+        return false;
+    }
     if (p->smem_bytes > p->smem_limit) {
         snprintf(err, errlen, "plan override needs %d bytes of shared memory; the arch allows %d", p->smem_bytes, p->smem_limit);
         return false;

@@ -42,6 +42,10 @@ typedef struct cuda_plan {
     bool q_in_regs;              /* Q fragments kept in registers for the whole loop */
     bool hoist_loads;            /* K/V loaders may keep per-thread addresses in registers
                                     (threadIdx.x visible to the compiler); off: recomputed per tile */
+    bool stage_out;              /* epilogue: O (f32 for split-KV partials, else the element type)
+                                    staged in shared memory over the tile buffers, then copied out
+                                    row by row; off where it does not fit (override "stageo=0") */
+    int out_stride;              /* staged row, in elements: dvp + 8 (conflict-free fragment stores) */
     int smem_q, smem_k, smem_v;  /* byte offsets of the regions */
     int smem_k_stage, smem_v_stage;
     int smem_bytes;              /* dynamic shared memory per CTA */
@@ -77,7 +81,7 @@ typedef struct cuda_plan {
  * kernels or archs the backend cannot handle. */
 bool cuda_plan_make(const ir_kernel *k, const char *arch, cuda_plan *p, char *err, size_t errlen);
 
-/* Tuning and test knob: "bc=32,stages=1,qregs=0,wr=4,wc=2,splits=8,hoist=1" overrides those fields of a
+/* Tuning and test knob: "bc=32,stages=1,qregs=0,wr=4,wc=2,splits=8,hoist=1,stageo=0" overrides those fields of a
  * tensor-core plan and recomputes its shared-memory map (cuda_plan_make applies
  * $ATTNC_CUDA_PLAN this way). Recurrence plans take "form=step|chunk|mma" (the fwd form),
  * "rb=16|32|64", "dvc=16|32|64|128" and "rstep=0|1" (seq <= 1 through the step kernel).

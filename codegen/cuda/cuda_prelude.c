@@ -78,6 +78,13 @@ static const char cuda_prims[] =
     "ATTNC_DEVICE void sts_u32(u32 a, u32 v) { asm volatile(\"st.shared.u32 [%0], %1;\\n\" :: \"r\"(a), \"r\"(v) : \"memory\"); }\n"
     "ATTNC_DEVICE float lds_f32(u32 a) { float v; asm volatile(\"ld.shared.f32 %0, [%1];\\n\" : \"=f\"(v) : \"r\"(a) : \"memory\"); return v; }\n"
     "ATTNC_DEVICE void sts_f32(u32 a, float v) { asm volatile(\"st.shared.f32 [%0], %1;\\n\" :: \"r\"(a), \"f\"(v) : \"memory\"); }\n"
+    "ATTNC_DEVICE void sts_f32x2(u32 a, float x, float y) { asm volatile(\"st.shared.v2.f32 [%0], {%1, %2};\\n\" :: \"r\"(a), \"f\"(x), \"f\"(y) : \"memory\"); }\n"
+    "ATTNC_DEVICE void lds_f32x4(u32 a, float *v) {\n"
+    "    asm volatile(\"ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\\n\" : \"=f\"(v[0]), \"=f\"(v[1]), \"=f\"(v[2]), \"=f\"(v[3]) : \"r\"(a) : \"memory\");\n"
+    "}\n"
+    "ATTNC_DEVICE void lds_u32x4(u32 a, u32 *v) {\n"
+    "    asm volatile(\"ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\\n\" : \"=r\"(v[0]), \"=r\"(v[1]), \"=r\"(v[2]), \"=r\"(v[3]) : \"r\"(a) : \"memory\");\n"
+    "}\n"
     "ATTNC_DEVICE void warp_sync(void) { __syncwarp(0xffffffffu); }\n"
     "ATTNC_DEVICE float ex2(float x) { float r; asm(\"ex2.approx.ftz.f32 %0, %1;\\n\" : \"=f\"(r) : \"f\"(x)); return r; }\n"
     "ATTNC_DEVICE void attnc_sincos(float x, float *s, float *c) { __sincosf(x, s, c); }\n";

@@ -149,6 +149,9 @@ enum {
     /* recurrences: state_out (norm_out) is the very buffer state_in (norm_in) was uploaded to,
        the kernel updates the state in place; the views' state_out/norm_out receive it */
     SIM_STATE_IN_PLACE = 1,
+    /* o gets a last-dim stride of 3 (a strided view): the gaps stay poisoned and are checked
+       after the run, so a kernel that assumes dense rows or writes between elements fails */
+    SIM_O_SPREAD = 2,
 };
 
 /* Runs the kernel on host tensors (by signature name) as cuda_run would: contiguous copies,
@@ -169,16 +172,19 @@ static inline bool sim_run_ex(const sim_module *m, const ir_kernel *k, int64_t b
     memset(in_st, 0, sizeof in_st);
     attnc_sim_global_h globals[SIG_MAX_TENSORS + 2];
     void *bufs[SIG_MAX_TENSORS + 2] = {0};
+    int64_t spreads[SIG_MAX_TENSORS + 2] = {0};
     int ng = 0;
     for (int i = 0; i < ns; i++) {
         const attnc_tensor *t = sig_find(tensors, n_tensors, sig[i].name);
         if (!t) continue;
         int64_t n = tensor_count(t);
-        size_t esz = (size_t)attnc_dtype_size(t->dtype), bytes = (size_t)n * esz;
+        const int64_t spread = (flags & SIM_O_SPREAD) && !strcmp(sig[i].name, "o") ? 3 : 1;
+        spreads[i] = spread;
+        size_t esz = (size_t)attnc_dtype_size(t->dtype), bytes = (size_t)n * esz * (size_t)spread;
         /* 64-byte aligned, exact size registered: any access past it is reported */
         bufs[i] = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
         int64_t st[4] = {0}, idx[4] = {0}, tst[4];
-        int64_t acc = 1;
+        int64_t acc = spread;
         for (int d = sig[i].ndim - 1; d >= 0; d--) st[d] = acc, acc *= sig[i].shape[d];
         tensor_strides(t, tst);
         for (int64_t e = 0; e < n; e++) {
@@ -280,7 +286,15 @@ static inline bool sim_run_ex(const sim_module *m, const ir_kernel *k, int64_t b
         for (int64_t e = 0; e < n; e++) {
             int64_t off = 0;
             for (int d = 0; d < t->ndim; d++) off += idx[d] * tst[d];
-            memcpy((char *)t->data + off * esz, (char *)bufs[alias_of[i]] + e * esz, esz);
+            memcpy((char *)t->data + off * esz, (char *)bufs[alias_of[i]] + e * spreads[alias_of[i]] * (int64_t)esz, esz);
+            for (int64_t g = 1; g < spreads[i]; g++) {
+                const unsigned char *gap = (const unsigned char *)bufs[i] + (e * spreads[i] + g) * (int64_t)esz;
+                for (size_t bi = 0; bi < esz; bi++)
+                    if (gap[bi] != 0xFF && ok) {
+                        snprintf(err, errlen, "%s: a store landed between elements (element %lld)", sig[i].name, (long long)e);
+                        ok = false;
+                    }
+            }
             for (int d = t->ndim - 1; d >= 0; d--) {
                 if (++idx[d] < t->shape[d]) break;
                 idx[d] = 0;

@@ -328,6 +328,30 @@ ATTNC_DEVICE void sts_f32(u32 a, float v) {
     memcpy(sim_g->smem + a, &v, 4);
     sim_shadow_written(me->tid, me->epoch, a, 4);
 }
+ATTNC_DEVICE void sts_f32x2(u32 a, float x, float y) {
+    sim_thread *me = sim_g->cur;
+    float v[2] = {x, y};
+    sim_g->stats.sts++;
+    if (!sim_smem_range(a, 8, 8, "st.shared.v2.f32")) return;
+    sim_shadow_write_check(me->tid, me->epoch, a, 8, "st.shared.v2.f32");
+    memcpy(sim_g->smem + a, v, 8);
+    sim_shadow_written(me->tid, me->epoch, a, 8);
+}
+static inline void sim_lds16(u32 a, void *v, const char *what) {
+    sim_thread *me = sim_g->cur;
+    sim_g->stats.lds++;
+    if (!sim_smem_range(a, 16, 16, what)) return;
+    sim_shadow_read(me->tid, me->epoch, a, 16, what);
+    memcpy(v, sim_g->smem + a, 16);
+}
+ATTNC_DEVICE void lds_f32x4(u32 a, float *v) {
+    v[0] = v[1] = v[2] = v[3] = NAN;
+    sim_lds16(a, v, "ld.shared.v4.f32");
+}
+ATTNC_DEVICE void lds_u32x4(u32 a, u32 *v) {
+    v[0] = v[1] = v[2] = v[3] = 0xFFFFFFFFu;
+    sim_lds16(a, v, "ld.shared.v4.u32");
+}
 
 /* ---------------------------------------------------------------- global memory model */
 
