@@ -2,7 +2,8 @@
  *   cold: spec text -> IR (frontend + passes) -> CUDA C -> NVRTC CUBIN, empty cache;
  *   hit:  the same kernel again through the on-disk cache (emit + key + verified load),
  *         plus cuModuleLoadData when a GPU is present.
- * Usage: cuda_compile_bench [--arch sm_80] [--repeat N] [SPEC.attn ...] (default: examples/).
+ * Usage: cuda_compile_bench [--arch sm_80] [--repeat N] [--cold-repeat N] [SPEC.attn ...] (default:
+ *        examples/). cold_ms is the best of --cold-repeat compiles (3), cold_first_ms the first.
  * Targets (issue 4): cold <= 500 ms per kernel, cache hit <= 5 ms. */
 #include <dirent.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@ typedef struct bench_ctx {
     cuda_driver drv;
     bool have_gpu;
     int repeat;
+    int cold_repeat;
 } bench_ctx;
 
 static void bench_file(bench_ctx *b, const char *path, const char **archs, int n_archs) {
@@ -76,6 +78,16 @@ static void bench_file(bench_ctx *b, const char *path, const char **archs, int n
             size_t cubin = c.image_size;
             int kind = c.plan.kind;
             cuda_compiled_free(&c);
+            /* cold again, without the cache: best of N, since one timing on a shared 2-core
+               machine varies by a third between runs */
+            double cold_first_ms = cold_ms;
+            for (int r = 1; r < b->cold_repeat; r++) {
+                double t = now_ms();
+                if (!cuda_compile_kernel(k, archs[ai], NULL, &b->lib, &c, err, sizeof err)) break;
+                double ms = now_ms() - t + frontend_ms / m->n_kernels;
+                cuda_compiled_free(&c);
+                if (ms < cold_ms) cold_ms = ms;
+            }
             /* hit: best of N (the first one also pays for the page cache) */
             double hit_ms = 1e30, load_ms = -1;
             for (int r = 0; r < b->repeat; r++) {
@@ -98,10 +110,10 @@ static void bench_file(bench_ctx *b, const char *path, const char **archs, int n
             if (load_ms < 0) snprintf(load, sizeof load, "null");
             else snprintf(load, sizeof load, "%.3f", load_ms);
             printf("{\"bench\": \"cuda_compile\", \"kernel\": \"%s\", \"arch\": \"%s\", \"kind\": \"%s\", "
-                   "\"cold_ms\": %.1f, \"frontend_ms\": %.2f, \"cache_hit_ms\": %.3f, \"module_load_ms\": %s, "
+                   "\"cold_ms\": %.1f, \"cold_first_ms\": %.1f, \"cold_runs\": %d, \"frontend_ms\": %.2f, \"cache_hit_ms\": %.3f, \"module_load_ms\": %s, "
                    "\"cubin_bytes\": %zu, \"cold_target_met\": %s, \"hit_target_met\": %s}\n",
                    k->name, archs[ai], kind == CUDA_KIND_MMA ? "mma" : kind == CUDA_KIND_SIMT ? "simt" : "recurrence",
-                   cold_ms, frontend_ms / m->n_kernels, hit_ms, load, cubin, cold_ms <= 500 ? "true" : "false",
+                   cold_ms, cold_first_ms, b->cold_repeat, frontend_ms / m->n_kernels, hit_ms, load, cubin, cold_ms <= 500 ? "true" : "false",
                    hit_ms + (load_ms > 0 ? load_ms : 0) <= 5 ? "true" : "false");
             fflush(stdout);
         }
@@ -114,6 +126,7 @@ int main(int argc, char **argv) {
     bench_ctx b;
     memset(&b, 0, sizeof b);
     b.repeat = 5;
+    b.cold_repeat = 3;
     const char *archs[4] = {"sm_80", "sm_90a"};
     int n_archs = 2;
     const char *files[64];
@@ -121,6 +134,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--arch") && i + 1 < argc) archs[0] = argv[++i], n_archs = 1;
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) b.repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--cold-repeat") && i + 1 < argc) b.cold_repeat = atoi(argv[++i]);
         else if (n_files < 64) files[n_files++] = argv[i];
     }
     char err[2048];
