@@ -148,47 +148,35 @@ static void emit_mma_helpers(FILE *out, const ir_kernel *k, const cuda_plan *p) 
        columns past the real head dim are zero-filled (src-size 0), never read. The affine
        form leaves NVVM and ptxas a fraction of the code of the general one (Llama-3 prefill:
        about a quarter fewer PTX instructions), which is most of what a cold compile costs. */
-    if (copy_affine(p->br, p->d, p->threads))
-        E("ATTNC_DEVICE void load_q_tile(const attnc_args *A, u32 dst, int row0, int rows_total, int batch, int head0) {\n"
-          "    const int tid = attnc_tid_opaque();\n"
-          "    const int r0 = copy_chunk_row(tid, BR, D), c0 = copy_chunk_col(tid, BR, D);\n"
-          "    const u32 d0 = dst + (u32)smem_tile_offset(r0, c0, BR, D);\n"
-          "    const u16 *base = (const u16 *)A->q;\n"
-          "    #pragma unroll\n"
-          "    for (int it = 0; it < (BR * D / 8 + NT - 1) / NT; ++it) {\n"
-          "        if ((BR * D / 8) %% NT == 0 || tid + it * NT < BR * D / 8) {\n"
-          "            const int dr = copy_chunk_row(it * NT, BR, D), dc = copy_chunk_col(it * NT, BR, D);\n"
-          "            const int R = row0 + r0 + dr, c = c0 + dc;\n"
-          "            const bool ok = R < rows_total && c < DQK;\n"
-          "            const u16 *src = base;\n"
-          "            if (ok) {\n"
-          "                const int s = packed_row_seq(R, PACK), h = head0 + packed_row_head(R, PACK);\n"
-          "                src = base + (i64)batch * A->q_st[0] + (i64)s * A->q_st[1] + (i64)h * A->q_st[2] + c;\n"
-          "            }\n"
-          "            cp_async16(d0 + (u32)smem_tile_offset(dr, dc, BR, D), src, ok ? 16 : 0);\n"
-          "        }\n"
-          "    }\n"
-          "}\n\n");
-    else
-        E("ATTNC_DEVICE void load_q_tile(const attnc_args *A, u32 dst, int row0, int rows_total, int batch, int head0) {\n"
-          "    const int tid = attnc_tid_opaque();\n"
-          "    const u16 *base = (const u16 *)A->q;\n"
-          "    #pragma unroll 8\n"
-          "    for (int it = 0; it < (BR * D / 8 + NT - 1) / NT; ++it) {\n"
-          "        const int q = tid + it * NT;\n"
-          "        if ((BR * D / 8) %% NT == 0 || q < BR * D / 8) {\n"
-          "            const int r = copy_chunk_row(q, BR, D), c = copy_chunk_col(q, BR, D);\n"
-          "            const int R = row0 + r;\n"
-          "            const bool ok = R < rows_total && c < DQK;\n"
-          "            const u16 *src = base;\n"
-          "            if (ok) {\n"
-          "                const int s = packed_row_seq(R, PACK), h = head0 + packed_row_head(R, PACK);\n"
-          "                src = base + (i64)batch * A->q_st[0] + (i64)s * A->q_st[1] + (i64)h * A->q_st[2] + c;\n"
-          "            }\n"
-          "            cp_async16(dst + (u32)smem_tile_offset(r, c, BR, D), src, ok ? 16 : 0);\n"
-          "        }\n"
-          "    }\n"
-          "}\n\n");
+    const bool q_affine = copy_affine(p->br, p->d, p->threads);
+    E("ATTNC_DEVICE void load_q_tile(const attnc_args *A, u32 dst, int row0, int rows_total, int batch, int head0) {\n"
+      "    const int tid = attnc_tid_opaque();\n"
+      "%s"
+      "    const u16 *base = (const u16 *)A->q;\n"
+      "    #pragma unroll%s\n"
+      "    for (int it = 0; it < (BR * D / 8 + NT - 1) / NT; ++it) {\n"
+      "%s"
+      "            const bool ok = R < rows_total && c < DQK;\n"
+      "            const u16 *src = base;\n"
+      "            if (ok) {\n"
+      "                const int s = packed_row_seq(R, PACK), h = head0 + packed_row_head(R, PACK);\n"
+      "                src = base + (i64)batch * A->q_st[0] + (i64)s * A->q_st[1] + (i64)h * A->q_st[2] + c;\n"
+      "            }\n"
+      "            cp_async16(%s, src, ok ? 16 : 0);\n"
+      "        }\n"
+      "    }\n"
+      "}\n\n",
+      q_affine ? "    const int r0 = copy_chunk_row(tid, BR, D), c0 = copy_chunk_col(tid, BR, D);\n"
+                 "    const u32 d0 = dst + (u32)smem_tile_offset(r0, c0, BR, D);\n" : "",
+      q_affine ? "" : " 8",
+      q_affine ? "        if ((BR * D / 8) % NT == 0 || tid + it * NT < BR * D / 8) {\n"
+                 "            const int dr = copy_chunk_row(it * NT, BR, D), dc = copy_chunk_col(it * NT, BR, D);\n"
+                 "            const int R = row0 + r0 + dr, c = c0 + dc;\n"
+               : "        const int q = tid + it * NT;\n"
+                 "        if ((BR * D / 8) % NT == 0 || q < BR * D / 8) {\n"
+                 "            const int r = copy_chunk_row(q, BR, D), c = copy_chunk_col(q, BR, D);\n"
+                 "            const int R = row0 + r;\n",
+      q_affine ? "d0 + (u32)smem_tile_offset(dr, dc, BR, D)" : "dst + (u32)smem_tile_offset(r, c, BR, D)");
     const char *tensors[2] = {"k", "v"};
     for (int t = 0; t < (k->v_in_k ? 1 : 2); t++) {
         const char *w = t == 0 ? "D" : "DV";
