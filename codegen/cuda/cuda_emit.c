@@ -268,9 +268,8 @@ static void emit_direct_epilogue(FILE *out, const cuda_plan *p) {
           "                STG((float *)A.ws_lse + (((i64)split * A.batch + batch) * HQ + head) * seq_q + s, lse[r]);\n"
           "            continue;\n"
           "        }\n");
-    /* One 64-bit base per row, then offsets from this lane's first column: a multiply by the
-       column stride per element was a fifth of the kernel's PTX. The column test folds away
-       when the warps' columns do not pass d_v. */
+    /* One 64-bit base per row, then constant column offsets times the stride; the column
+       test folds away when the warps' columns do not pass d_v. */
     E("        const i64 ost = A.o_st[3];\n"
       "        const int col0 = wc * DVC + tile_acc_col(0, lane, 2 * r);\n"
       "        elem_t *dst = (elem_t *)A.o + (i64)batch * A.o_st[0] + (i64)s * A.o_st[1] + (i64)head * A.o_st[2] + (i64)col0 * ost;\n"

@@ -286,9 +286,10 @@ static inline bool sim_run_ex(const sim_module *m, const ir_kernel *k, int64_t b
         for (int64_t e = 0; e < n; e++) {
             int64_t off = 0;
             for (int d = 0; d < t->ndim; d++) off += idx[d] * tst[d];
-            memcpy((char *)t->data + off * esz, (char *)bufs[alias_of[i]] + e * spreads[alias_of[i]] * (int64_t)esz, esz);
-            for (int64_t g = 1; g < spreads[i]; g++) {
-                const unsigned char *gap = (const unsigned char *)bufs[i] + (e * spreads[i] + g) * (int64_t)esz;
+            const int src = alias_of[i];
+            memcpy((char *)t->data + off * esz, (char *)bufs[src] + e * spreads[src] * (int64_t)esz, esz);
+            for (int64_t g = 1; g < spreads[src]; g++) {
+                const unsigned char *gap = (const unsigned char *)bufs[src] + (e * spreads[src] + g) * (int64_t)esz;
                 for (size_t bi = 0; bi < esz; bi++)
                     if (gap[bi] != 0xFF && ok) {
                         snprintf(err, errlen, "%s: a store landed between elements (element %lld)", sig[i].name, (long long)e);
