@@ -66,7 +66,7 @@ static double time_kernel(bench_env *env, const ir_kernel *k, int64_t batch, int
     void *module = NULL, *fn = NULL;
     cu_deviceptr bufs[SIG_MAX_TENSORS] = {0};
     unsigned char *blob = NULL;
-    if (!cuda_compile_kernel(k, env->arch, NULL, &env->lib, &comp, err, errlen)) return -1;
+    if (!cuda_compile_kernel(k, env->arch, NULL, &env->lib, false, &comp, err, errlen)) return -1;
     const cuda_plan *p = &comp.plan;
     int rc;
     if ((rc = drv->module_load_data(&module, comp.image)) || (rc = drv->module_get_function(&fn, module, cuda_plan_entry(p, seq)))) {

@@ -81,7 +81,7 @@ bool cuda_build(const ir_kernel *k, const char *arch, const char *out_dir, char 
     nvrtc_lib lib;
     if (!nvrtc_open(&lib, err, errlen)) return false;
     cuda_compiled c;
-    bool ok = cuda_compile_kernel(k, arch, NULL, &lib, &c, err, errlen);
+    bool ok = cuda_compile_kernel(k, arch, NULL, &lib, false, &c, err, errlen);
     nvrtc_close(&lib);
     if (!ok) return false;
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {

@@ -769,30 +769,53 @@ static void emit_simt_kernel(FILE *out, const ir_kernel *k, const cuda_plan *p) 
 
 static void emit_merge_kernel(FILE *out, const cuda_plan *p) {
     /* One warp per (batch, head, query) row; partial O_s are already normalised by their
-       own l_s, so O = sum_s exp(LSE_s - LSE) O_s (cuda-kernels.md §6). */
+       own l_s, so O = sum_s exp(LSE_s - LSE) O_s (cuda-kernels.md §6). The warp reduces the
+       LSE over splits in its lanes, then walks the splits once with one weight per split
+       and each lane's columns in registers: MU splits per step keep MU * MCOLS loads in
+       flight, and the loop stays rolled so NVVM and ptxas see a small body. */
+    E("enum { MCOLS = (DVR + 31) / 32, MU = MCOLS >= 16 ? 1 : 16 / MCOLS };\n");
     E("ATTNC_KERNEL void ATTNC_LAUNCH_BOUNDS(128, 1) %s(attnc_args A) {\n", p->merge_name);
     E("    const int warp = ATTNC_TID >> 5, lane = ATTNC_TID & 31;\n"
       "    const i64 rows = A.batch * HQ * A.seq_q;\n"
       "    const i64 row = (i64)ATTNC_BID_X * 4 + warp;\n"
-      "    if (row >= rows) return;\n"
+      "    if (row >= rows) return;   /* uniform per warp: the shuffles below see whole warps */\n"
       "    const int seq_q = (int)A.seq_q, n_splits = (int)A.n_splits;\n"
-      "    const int s = (int)(row %% seq_q), head = (int)((row / seq_q) %% HQ), batch = (int)(row / ((i64)seq_q * HQ));\n"
-      "    const float *ws_lse = (const float *)A.ws_lse, *ws_o = (const float *)A.ws_o;\n"
+      "    const i64 bh = row / seq_q;   /* the one run-time division; HQ is a constant */\n"
+      "    const int s = (int)(row - bh * seq_q), head = (int)(bh %% HQ), batch = (int)(bh / HQ);\n"
+      "    const float *ws_lse = (const float *)A.ws_lse + row, *ws_o = (const float *)A.ws_o + row * DVR + lane;\n"
       "    float mx = -ATTNC_INF;\n"
-      "    for (int sp = 0; sp < n_splits; ++sp) mx = fmaxf(mx, LDG(ws_lse + (i64)sp * rows + row));\n"
+      "    #pragma unroll 1\n"
+      "    for (int sp = lane; sp < n_splits; sp += 32) mx = fmaxf(mx, LDG(ws_lse + (i64)sp * rows));\n"
+      "    #pragma unroll\n"
+      "    for (int m = 16; m >= 1; m >>= 1) mx = fmaxf(mx, shfl_xor(mx, m));\n"
       "    float z = 0.f;\n"
-      "    if (mx != -ATTNC_INF)\n"
-      "        for (int sp = 0; sp < n_splits; ++sp) z += expf(LDG(ws_lse + (i64)sp * rows + row) - mx);\n"
+      "    #pragma unroll 1\n"
+      "    for (int sp = lane; sp < n_splits; sp += 32)\n"
+      "        if (mx != -ATTNC_INF) z += ex2((LDG(ws_lse + (i64)sp * rows) - mx) * LOG2E);\n"
+      "    #pragma unroll\n"
+      "    for (int m = 16; m >= 1; m >>= 1) z += shfl_xor(z, m);\n"
       "    const float lse = (mx == -ATTNC_INF || !(z > 0.f)) ? -ATTNC_INF : mx + logf(z);\n"
-      "    for (int col = lane; col < DVR; col += 32) {\n"
-      "        float acc = 0.f;\n"
-      "        if (lse != -ATTNC_INF)\n"
-      "            for (int sp = 0; sp < n_splits; ++sp) {\n"
-      "                const float w = expf(LDG(ws_lse + (i64)sp * rows + row) - lse);\n"
-      "                if (w > 0.f) acc += w * LDG(ws_o + ((i64)sp * rows + row) * DVR + col);\n"
-      "            }\n"
-      "        STG((elem_t *)A.o + (i64)batch * A.o_st[0] + (i64)s * A.o_st[1] + (i64)head * A.o_st[2] + (i64)col * A.o_st[3], F_TO_ELEM(acc));\n"
+      "    float acc[MCOLS];\n"
+      "    #pragma unroll\n"
+      "    for (int c = 0; c < MCOLS; ++c) acc[c] = 0.f;\n"
+      "    if (lse != -ATTNC_INF) {\n"
+      "        #pragma unroll MU\n"
+      "        for (int sp = 0; sp < n_splits; ++sp) {\n"
+      "            /* a split that saw no key has weight 0: skip its partial, whatever it holds */\n"
+      "            const float w = ex2((LDG(ws_lse + (i64)sp * rows) - lse) * LOG2E);\n"
+      "            const float *src = ws_o + (i64)sp * rows * DVR;\n"
+      "            #pragma unroll\n"
+      "            for (int c = 0; c < MCOLS; ++c)\n"
+      "                if (lane + 32 * c < DVR) {\n"
+      "                    const float x = LDG(src + 32 * c);\n"
+      "                    acc[c] = w > 0.f ? fmaf(w, x, acc[c]) : acc[c];\n"
+      "                }\n"
+      "        }\n"
       "    }\n"
+      "    elem_t *dst = (elem_t *)A.o + (i64)batch * A.o_st[0] + (i64)s * A.o_st[1] + (i64)head * A.o_st[2];\n"
+      "    #pragma unroll\n"
+      "    for (int c = 0; c < MCOLS; ++c)\n"
+      "        if (lane + 32 * c < DVR) STG(dst + (i64)(lane + 32 * c) * A.o_st[3], F_TO_ELEM(acc[c]));\n"
       "    if (lane == 0 && A.lse)\n"
       "        STG((float *)A.lse + (i64)batch * A.lse_st[0] + (i64)s * A.lse_st[1] + (i64)head * A.lse_st[2], lse);\n"
       "}\n\n");
@@ -801,6 +824,9 @@ static void emit_merge_kernel(FILE *out, const cuda_plan *p) {
 /* ---------------------------------------------------------------- entry points */
 
 bool cuda_emit_recurrence(FILE *out, const ir_kernel *k, const cuda_plan *p, char *err, size_t errlen);
+
+void cuda_emit_part_begin(FILE *out, int part) { E("#if !defined(ATTNC_PART) || ATTNC_PART == %d\n", part); }
+void cuda_emit_part_end(FILE *out) { E("#endif\n\n"); }
 
 bool cuda_emit_kernel_source(const ir_kernel *k, const cuda_plan *p, bool sim, FILE *out, char *err, size_t errlen) {
     if (has_rope(k) && !k->rope.planned) {
@@ -816,9 +842,15 @@ bool cuda_emit_kernel_source(const ir_kernel *k, const cuda_plan *p, bool sim, F
     } else {
         emit_expressions(out, k);
         emit_rope(out, k);
+        cuda_emit_part_begin(out, 0);
         if (p->kind == CUDA_KIND_MMA) emit_mma_kernel(out, k, p);
         else emit_simt_kernel(out, k, p);
-        if (p->splitkv) emit_merge_kernel(out, p);
+        cuda_emit_part_end(out);
+        if (p->splitkv) {
+            cuda_emit_part_begin(out, 1);
+            emit_merge_kernel(out, p);
+            cuda_emit_part_end(out);
+        }
     }
     if (sim) {
         /* entry points for the simulator's launcher (tests/cuda/sim_prims.h) */

@@ -18,10 +18,12 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-/* Entry function by name, with its dynamic shared memory opted in when over 48 KB. */
+/* Entry function by name, from whichever module holds it, with its dynamic shared memory
+ * opted in when over 48 KB. */
 static bool get_entry(cuda_kernel *h, const char *name, int smem, void **fn, char *err, size_t errlen) {
     const cuda_driver *drv = &h->drv;
-    int rc = drv->module_get_function(fn, h->module, name);
+    int rc = -1;
+    for (int i = 0; i < h->n_modules && rc; i++) rc = drv->module_get_function(fn, h->modules[i], name);
     if (rc) return cuda_driver_fail(drv, rc, "cuModuleGetFunction", err, errlen);
     if (smem > drv->smem_optin)
         return cuda_errorf(err, errlen, "kernel '%s' needs %d bytes of shared memory per block; %s allows %d", h->k->name, smem,
@@ -44,22 +46,24 @@ static bool load_body(cuda_kernel *h, const char *arch, int device, const char *
     cuda_compiled comp;
     memset(&comp, 0, sizeof comp);
     /* NVRTC is loaded only on a cache miss */
-    bool ok = have_cache && cuda_compile_kernel(k, h->arch, &cache, NULL, &comp, err, errlen);
+    bool ok = have_cache && cuda_compile_kernel(k, h->arch, &cache, NULL, true, &comp, err, errlen);
     if (!ok) {
         nvrtc_lib lib;
         if (!nvrtc_open(&lib, err, errlen)) return false;
-        ok = cuda_compile_kernel(k, h->arch, have_cache ? &cache : NULL, &lib, &comp, err, errlen);
+        ok = cuda_compile_kernel(k, h->arch, have_cache ? &cache : NULL, &lib, true, &comp, err, errlen);
         nvrtc_close(&lib);
         if (!ok) return false;
     }
     h->plan = comp.plan;
     h->from_cache = comp.from_cache;
-    int rc = h->drv.module_load_data(&h->module, comp.image);
+    const void *part[CUDA_MAX_PARTS];
+    size_t part_size[CUDA_MAX_PARTS];
+    int n_parts = cuda_image_parts(comp.image, comp.image_size, part, part_size), rc = 0;
+    while (h->n_modules < n_parts && !(rc = h->drv.module_load_data(&h->modules[h->n_modules], part[h->n_modules])))
+        h->n_modules++;
     cuda_compiled_free(&comp);
-    if (rc) {
-        h->module = NULL;
-        return cuda_driver_fail(&h->drv, rc, "cuModuleLoadData", err, errlen);
-    }
+    if (n_parts == 0) return cuda_errorf(err, errlen, "kernel '%s': the compiled image is malformed", k->name);
+    if (rc) return cuda_driver_fail(&h->drv, rc, "cuModuleLoadData", err, errlen);
     const cuda_plan *p = &h->plan;
     cuda_grid g = cuda_plan_fwd_grid(p, k, 1, 2, 1);
     if (p->kind == CUDA_KIND_RECUR && cuda_plan_uses_step(p, 2)) g.smem = (unsigned)p->step_smem;
@@ -87,10 +91,10 @@ bool cuda_kernel_load(cuda_kernel *h, const ir_kernel *k, const char *arch, int 
 }
 
 void cuda_kernel_unload(cuda_kernel *h) {
-    if (h->module) {
+    if (h->n_modules) {
         char err[256];
         if (cuda_driver_push(&h->drv, err, sizeof err)) {
-            h->drv.module_unload(h->module);
+            for (int i = 0; i < h->n_modules; i++) h->drv.module_unload(h->modules[i]);
             cuda_driver_pop(&h->drv);
         }
     }
@@ -207,7 +211,7 @@ static bool launch_body(const cuda_kernel *h, int64_t batch, int64_t seq_q, int6
 
 bool cuda_kernel_launch(const cuda_kernel *h, int64_t batch, int64_t seq_q, int64_t seq_k, const attnc_tensor *views,
                         int n_views, void *stream, int *n_splits_out, char *err, size_t errlen) {
-    if (!h || !h->module) return cuda_errorf(err, errlen, "launch of a CUDA kernel that is not loaded");
+    if (!h || !h->n_modules) return cuda_errorf(err, errlen, "launch of a CUDA kernel that is not loaded");
     if (!cuda_driver_push(&h->drv, err, errlen)) return false;
     cu_deviceptr ws[2] = {0, 0};
     bool ws_async = false;

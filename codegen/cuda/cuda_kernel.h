@@ -16,7 +16,9 @@ typedef struct cuda_kernel {
     cuda_driver drv;               /* device opened, primary context retained (not left current) */
     char arch[16];
     cuda_plan plan;
-    void *module, *fwd, *step, *merge;   /* step: recurrences' seq <= 1 entry (may be fwd) */
+    void *modules[CUDA_MAX_PARTS];  /* one per program the entry points were compiled as */
+    int n_modules;
+    void *fwd, *step, *merge;      /* step: recurrences' seq <= 1 entry (may be fwd) */
     int regs;
     bool from_cache;
     double compile_ms;             /* plan + emit + NVRTC (or cache load) + module load */

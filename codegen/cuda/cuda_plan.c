@@ -332,6 +332,17 @@ const char *cuda_plan_entry(const cuda_plan *p, long long seq_q) {
     return cuda_plan_uses_step(p, seq_q) ? p->step_name : p->fwd_name;
 }
 
+int cuda_plan_parts(const cuda_plan *p, const char *names[CUDA_MAX_PARTS]) {
+    int n = 0;
+    names[n++] = p->fwd_name;
+    if (p->kind == CUDA_KIND_RECUR) {
+        if (p->step_name[0] && strcmp(p->step_name, p->fwd_name) != 0) names[n++] = p->step_name;
+    } else if (p->splitkv) {
+        names[n++] = p->merge_name;
+    }
+    return n;
+}
+
 bool cuda_plan_override(cuda_plan *p, const char *spec, char *err, size_t errlen) {
     if (p->kind == CUDA_KIND_RECUR) return recur_override(p, spec, err, errlen);
     if (p->kind != CUDA_KIND_MMA) {

@@ -101,6 +101,13 @@ typedef struct cuda_grid {
  * step form, or seq_q <= 1), and the entry point it launches (fwd_name otherwise). */
 bool cuda_plan_uses_step(const cuda_plan *p, long long seq_q);
 const char *cuda_plan_entry(const cuda_plan *p, long long seq_q);
+
+/* The module's entry points in part order: fwd_name first, then the merge (split-KV) or
+ * the step kernel (chunked recurrences). Entry i is wrapped in "#if ATTNC_PART == i" (or
+ * no ATTNC_PART), so each can be compiled as its own program, in parallel. Returns the
+ * count (1 or 2). */
+enum { CUDA_MAX_PARTS = 2 };
+int cuda_plan_parts(const cuda_plan *p, const char *names[CUDA_MAX_PARTS]);
 cuda_grid cuda_plan_fwd_grid(const cuda_plan *p, const ir_kernel *k, long long batch, long long seq_q,
                              int n_splits);
 cuda_grid cuda_plan_merge_grid(const cuda_plan *p, const ir_kernel *k, long long batch, long long seq_q);

@@ -67,10 +67,14 @@ static void emit_helpers(FILE *out, const ir_kernel *k) {
       "    STG((elem_t *)A->o + (i64)batch * A->o_st[0] + (i64)t * A->o_st[1] + (i64)head * A->o_st[2] + (i64)e * A->o_st[3], F_TO_ELEM(o));\n}\n");
     /* State hand-off: state_in absent = zeros; state_out may be the same memory as state_in
        (in place): every kernel reads an element before any thread writes it (see the forms). */
-    E("ATTNC_DEVICE float rec_state_in(const attnc_args *A, int batch, int head, int a, int e) {\n"
-      "    return A->state_in ? LDG((const float *)A->state_in + (i64)batch * A->sin_st[0] + (i64)head * A->sin_st[1] + (i64)a * A->sin_st[2] + (i64)e * A->sin_st[3]) : 0.f;\n}\n"
+    /* byte address of state element (a, e): integer arithmetic, so a kernel may step it
+       along a row without a multiply per element, whether or not the pointer is set */
+    E("ATTNC_DEVICE u64 rec_state_addr(u64 base, const i64 *st, int batch, int head, int a, int e) {\n"
+      "    return base + 4 * (u64)((i64)batch * st[0] + (i64)head * st[1] + (i64)a * st[2] + (i64)e * st[3]);\n}\n"
+      "ATTNC_DEVICE float rec_state_in(const attnc_args *A, int batch, int head, int a, int e) {\n"
+      "    return A->state_in ? LDG((const float *)rec_state_addr(A->state_in, A->sin_st, batch, head, a, e)) : 0.f;\n}\n"
       "ATTNC_DEVICE void rec_put_state(const attnc_args *A, int batch, int head, int a, int e, float s) {\n"
-      "    if (A->state_out) STG((float *)A->state_out + (i64)batch * A->sout_st[0] + (i64)head * A->sout_st[1] + (i64)a * A->sout_st[2] + (i64)e * A->sout_st[3], s);\n}\n"
+      "    if (A->state_out) STG((float *)rec_state_addr(A->state_out, A->sout_st, batch, head, a, e), s);\n}\n"
       "ATTNC_DEVICE float rec_norm_in(const attnc_args *A, int batch, int head, int a) {\n"
       "    return A->norm_in ? LDG((const float *)A->norm_in + (i64)batch * A->nin_st[0] + (i64)head * A->nin_st[1] + (i64)a * A->nin_st[2]) : 0.f;\n}\n"
       "ATTNC_DEVICE void rec_put_norm(const attnc_args *A, int batch, int head, int a, float z) {\n"
@@ -150,9 +154,14 @@ bool cuda_emit_recurrence(FILE *out, const ir_kernel *k, const cuda_plan *p, cha
         cuda_recur_emit_step(out, k, p, p->fwd_name);
         return true;
     }
+    /* parts as cuda_plan_parts numbers them: the chunked fwd is 0, the step kernel 1 */
+    cuda_emit_part_begin(out, 1);
     cuda_recur_emit_step(out, k, p, p->step_name);
+    cuda_emit_part_end(out);
+    cuda_emit_part_begin(out, 0);
     cuda_recur_emit_chunk_common(out, k, p);
     if (p->recur_form == CUDA_RECUR_CHUNK_MMA) cuda_recur_emit_chunk_mma(out, k, p);
     else cuda_recur_emit_chunk_simt(out, k, p);
+    cuda_emit_part_end(out);
     return true;
 }

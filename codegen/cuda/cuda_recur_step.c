@@ -35,14 +35,19 @@ void cuda_recur_emit_step(FILE *out, const ir_kernel *k, const cuda_plan *p, con
       "    const int batch = ATTNC_BID_Z / HQ, head = ATTNC_BID_Z %% HQ;\n"
       "    const int seq = (int)A.seq_q;\n"
       "    const u32 sb = smem_base();\n"
+      "    const bool st_in = A.state_in != 0, st_out = A.state_out != 0;\n"
       "    float s[ST_NC][ST_RPW];\n"
+      "    /* one address per column group, stepped down the rows: a 64-bit multiply per\n"
+      "       element here doubled the step kernel's compile time */\n"
       "    #pragma unroll\n"
-      "    for (int c = 0; c < ST_NC; ++c)\n"
+      "    for (int c = 0; c < ST_NC; ++c) {\n"
+      "        u64 p = rec_state_addr(A.state_in, A.sin_st, batch, head, warp * ST_RPW, 32 * c + lane);\n"
       "        #pragma unroll\n"
-      "        for (int r = 0; r < ST_RPW; ++r) {\n"
+      "        for (int r = 0; r < ST_RPW; ++r, p += 4 * (u64)A.sin_st[2]) {\n"
       "            const int a = warp * ST_RPW + r, e = 32 * c + lane;\n"
-      "            s[c][r] = (a < DK && e < DVR) ? rec_state_in(&A, batch, head, a, e) : 0.f;\n"
-      "        }\n");
+      "            s[c][r] = (st_in && a < DK && e < DVR) ? LDG((const float *)p) : 0.f;\n"
+      "        }\n"
+      "    }\n");
     if (k->normalize)
         E("    float z[ST_ZN];   /* z[i] is entry tid + i * ST_NT of the normaliser */\n"
           "    #pragma unroll\n"
@@ -113,12 +118,14 @@ void cuda_recur_emit_step(FILE *out, const ir_kernel *k, const cuda_plan *p, con
       "    }\n",
       k->normalize ? "                o /= den;\n" : "");
     E("    #pragma unroll\n"
-      "    for (int c = 0; c < ST_NC; ++c)\n"
+      "    for (int c = 0; c < ST_NC; ++c) {\n"
+      "        u64 p = rec_state_addr(A.state_out, A.sout_st, batch, head, warp * ST_RPW, 32 * c + lane);\n"
       "        #pragma unroll\n"
-      "        for (int r = 0; r < ST_RPW; ++r) {\n"
+      "        for (int r = 0; r < ST_RPW; ++r, p += 4 * (u64)A.sout_st[2]) {\n"
       "            const int a = warp * ST_RPW + r, e = 32 * c + lane;\n"
-      "            if (a < DK && e < DVR) rec_put_state(&A, batch, head, a, e, s[c][r]);\n"
-      "        }\n");
+      "            if (st_out && a < DK && e < DVR) STG((float *)p, s[c][r]);\n"
+      "        }\n"
+      "    }\n");
     if (k->normalize)
         E("    #pragma unroll\n"
           "    for (int i = 0; i < ST_ZN; ++i)\n"

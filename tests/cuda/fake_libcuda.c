@@ -5,6 +5,7 @@
  * side of cuda_run (validation, uploads, workspaces, attributes, launches, downloads,
  * conversions) runs for real. It does not execute kernels: numbers come from the simulator
  * tests and, on a GPU, from test_cuda_gpu. Test-only; its state is file-scope. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,15 +74,53 @@ EXPORT int cuDevicePrimaryCtxRelease_v2(int dev) { (void)dev; return 0; }
 EXPORT int cuCtxPushCurrent_v2(void *ctx) { (void)ctx; context_depth++; return 0; }
 EXPORT int cuCtxPopCurrent_v2(void **ctx) { *ctx = (void *)0x1; context_depth--; return 0; }
 EXPORT int cuCtxSynchronize(void) { return 0; }
+/* A module keeps a copy of its CUBIN's bytes, so a function is found only in the module
+ * whose image names it (as with a real driver and one module per compiled part). */
+enum { MAX_MODULES = 16 };
+static unsigned char *module_image[MAX_MODULES];
+static size_t module_size[MAX_MODULES];
+
+static size_t elf64_size(const unsigned char *e) {
+    uint64_t shoff;
+    uint16_t shentsize, shnum;
+    memcpy(&shoff, e + 0x28, 8);
+    memcpy(&shentsize, e + 0x3A, 2);
+    memcpy(&shnum, e + 0x3C, 2);
+    return (size_t)(shoff + (uint64_t)shentsize * shnum);
+}
+
 EXPORT int cuModuleLoadData(void **mod, const void *image) {
-    if (!image || memcmp(image, "\177ELF", 4) != 0) return 200;   /* CUDA_ERROR_INVALID_IMAGE */
-    *mod = (void *)0x2;
+    if (!image || memcmp(image, "\177ELF", 4) != 0 || ((const unsigned char *)image)[4] != 2) return 200;   /* CUDA_ERROR_INVALID_IMAGE */
+    int slot = 0;
+    while (slot < MAX_MODULES && module_image[slot]) slot++;
+    if (slot == MAX_MODULES) return 2;   /* CUDA_ERROR_OUT_OF_MEMORY */
+    size_t size = elf64_size(image);
+    if (!(module_image[slot] = malloc(size))) return 2;
+    memcpy(module_image[slot], image, size);
+    module_size[slot] = size;
+    *mod = (void *)(uintptr_t)(slot + 1);
     modules_loaded++;
     return 0;
 }
-EXPORT int cuModuleUnload(void *mod) { (void)mod; modules_unloaded++; return 0; }
+EXPORT int cuModuleUnload(void *mod) {
+    int slot = (int)(uintptr_t)mod - 1;
+    if (slot < 0 || slot >= MAX_MODULES || !module_image[slot]) return 400;   /* CUDA_ERROR_INVALID_HANDLE */
+    free(module_image[slot]);
+    module_image[slot] = NULL;
+    modules_unloaded++;
+    return 0;
+}
+static bool image_names(int slot, const char *name) {
+    size_t n = strlen(name) + 1;   /* with its NUL: the symbol string table entry */
+    const unsigned char *b = module_image[slot];
+    for (size_t i = 0; i + n <= module_size[slot]; i++)
+        if (b[i] == (unsigned char)name[0] && memcmp(b + i, name, n) == 0) return true;
+    return false;
+}
 EXPORT int cuModuleGetFunction(void **fn, void *mod, const char *name) {
-    (void)mod;
+    int slot = (int)(uintptr_t)mod - 1;
+    if (slot < 0 || slot >= MAX_MODULES || !module_image[slot]) return 400;
+    if (!image_names(slot, name)) return 500;   /* CUDA_ERROR_NOT_FOUND */
     if (n_funcs >= 8) return 500;
     snprintf(func_names[n_funcs], sizeof func_names[n_funcs], "%s", name);
     func_dyn_smem[n_funcs] = 48 * 1024;

@@ -46,7 +46,7 @@ static void compile_kernel(const nvrtc_lib *lib, const ir_kernel *k, const char 
     char err[16384];
     cuda_compiled c;
     double t0 = now_ms();
-    bool ok = cuda_compile_kernel(k, arch, NULL, lib, &c, err, sizeof err);
+    bool ok = cuda_compile_kernel(k, arch, NULL, lib, false, &c, err, sizeof err);
     double ms = now_ms() - t0;
     CHECK_MSG(ok, "%s for %s: %s", k->name, arch, err);
     if (!ok) return;
@@ -124,6 +124,67 @@ static void lint_ptx(const nvrtc_lib *lib, const ir_kernel *k) {
     CHECK(ldsm_t >= per_tile_ldsm_t);
     CHECK(cp > 0 && bad_cp == 0);
     nvrtc_output_free(&o);
+}
+
+static bool bytes_name(const void *b, size_t n, const char *name) {
+    size_t len = strlen(name) + 1;
+    for (size_t i = 0; i + len <= n; i++)
+        if (memcmp((const char *)b + i, name, len) == 0) return true;
+    return false;
+}
+
+/* The JIT's way: each entry point its own program, compiled concurrently, packed in one
+ * image whose parts each hold exactly their own entry; and malformed images are refused. */
+static void test_parts(const nvrtc_lib *lib) {
+    arena a;
+    arena_init(&a);
+    ir_module *m = compile_text("kernel parts {\n heads q = 8, kv = 2\n dims 64\n dtype bf16\n mask causal\n phase decode\n}", &a);
+    CHECK(m != NULL);
+    char err[16384];
+    cuda_compiled c;
+    bool ok = m && cuda_compile_kernel(m->kernels[0], "sm_80", NULL, lib, true, &c, err, sizeof err);
+    CHECK_MSG(ok, "%s", m ? err : "no module");
+    if (ok) {
+        const char *entries[CUDA_MAX_PARTS];
+        CHECK(cuda_plan_parts(&c.plan, entries) == 2);
+        const void *part[CUDA_MAX_PARTS];
+        size_t size[CUDA_MAX_PARTS];
+        int n = cuda_image_parts(c.image, c.image_size, part, size);
+        CHECK_MSG(n == 2, "%d parts", n);
+        for (int i = 0; i < n && n == 2; i++) {
+            CHECK(size[i] > 1000 && memcmp(part[i], "\177ELF", 4) == 0);
+            CHECK_MSG(bytes_name(part[i], size[i], entries[i]) && !bytes_name(part[i], size[i], entries[1 - i]),
+                      "part %d does not hold exactly its entry %s", i, entries[i]);
+        }
+        cuda_ptxas_info info[4];
+        CHECK(cuda_parse_ptxas_log(c.log, info, 4) == 2);
+        /* malformed parts images: truncated, no parts, too many, a size past the end */
+        unsigned char *img = malloc(c.image_size);
+        memcpy(img, c.image, c.image_size);
+        CHECK(cuda_image_parts(img, 20, part, size) == 0);
+        CHECK(cuda_image_parts(img, c.image_size - 1, part, size) == 0);
+        uint32_t bad = 0;
+        memcpy(img + 8, &bad, 4);
+        CHECK(cuda_image_parts(img, c.image_size, part, size) == 0);
+        bad = CUDA_MAX_PARTS + 1;
+        memcpy(img + 8, &bad, 4);
+        CHECK(cuda_image_parts(img, c.image_size, part, size) == 0);
+        memcpy(img, c.image, 24);
+        uint64_t huge = ~(uint64_t)0;
+        memcpy(img + 16, &huge, 8);
+        CHECK(cuda_image_parts(img, c.image_size, part, size) == 0);
+        free(img);
+        /* a plain CUBIN is one part */
+        cuda_compiled one;
+        bool one_ok = cuda_compile_kernel(m->kernels[0], "sm_80", NULL, lib, false, &one, err, sizeof err);
+        CHECK_MSG(one_ok, "%s", err);
+        if (one_ok) {
+            CHECK(cuda_image_parts(one.image, one.image_size, part, size) == 1 && part[0] == one.image);
+            cuda_compiled_free(&one);
+        }
+        cuda_compiled_free(&c);
+    }
+    arena_free(&a);
 }
 
 int main(int argc, char **argv) {
@@ -204,6 +265,8 @@ int main(int argc, char **argv) {
         }
         arena_free(&a);
     }
+
+    test_parts(&lib);
 
     /* a compile error comes back with NVRTC's log */
     nvrtc_output o;
