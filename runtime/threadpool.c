@@ -154,3 +154,32 @@ int attnc_cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (int)n;
 }
+
+typedef struct solo_arg {
+    void (*fn)(void *job);
+    void *job;
+} solo_arg;
+
+static void *solo_main(void *arg) {
+    solo_arg *a = arg;
+    a->fn(a->job);
+    return NULL;
+}
+
+enum { MAX_SOLO = 64 };
+
+void attnc_run_concurrently(void (*fn)(void *job), void *jobs, size_t job_size, int n) {
+    pthread_t th[MAX_SOLO];
+    solo_arg args[MAX_SOLO];
+    bool started[MAX_SOLO] = {false};
+    char *base = jobs;
+    for (int i = 1; i < n && i < MAX_SOLO; i++) {
+        args[i] = (solo_arg){ fn, base + (size_t)i * job_size };
+        started[i] = pthread_create(&th[i], NULL, solo_main, &args[i]) == 0;
+    }
+    if (n > 0) fn(base);
+    for (int i = 1; i < n; i++) {
+        if (i < MAX_SOLO && started[i]) pthread_join(th[i], NULL);
+        else fn(base + (size_t)i * job_size);
+    }
+}

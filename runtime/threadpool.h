@@ -4,6 +4,7 @@
  * no LLVM: generated objects may link it without the rest of attnc. */
 #ifndef ATTNC_THREADPOOL_H
 #define ATTNC_THREADPOOL_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct attnc_pool attnc_pool;
@@ -22,5 +23,10 @@ int attnc_pool_size(const attnc_pool *p);
 void attnc_pool_run(attnc_pool *p, int64_t n_items, attnc_pool_fn fn, void *ctx);
 /* The number of online CPUs (at least 1). */
 int attnc_cpu_count(void);
+/* Calls fn on each of n jobs (an array of job_size-byte records) at once: job 0 on the
+ * calling thread, the others on threads of their own, started and joined here (a thread
+ * that cannot be started runs its job on the caller afterwards). For a few long jobs such
+ * as concurrent compiles, where a persistent pool buys nothing. */
+void attnc_run_concurrently(void (*fn)(void *job), void *jobs, size_t job_size, int n);
 
 #endif

@@ -1,42 +1,20 @@
 /* Emit + compile through the cache; ptxas report parsing. */
 #include "codegen/cuda/cuda_compile.h"
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "codegen/cuda/cuda_emit.h"
-
-/* ---------------------------------------------------------------- parts image */
-
-/* A module compiled as one program per entry point is kept as one image: the magic, the
- * part count and each part's size (u64, little-endian as written by this host), then the
- * CUBINs, each at an offset rounded up to 8 bytes. A single-program module is the CUBIN
- * itself, so `attnc build` output and old cache entries stay plain CUBINs. */
-static const char PARTS_MAGIC[8] = {'A', 'T', 'T', 'N', 'C', 'P', 'R', 'T'};
-enum { PARTS_HEADER = 8 + 8 + 8 * CUDA_MAX_PARTS };
-
-static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+#include "runtime/parts_image.h"
+#include "runtime/threadpool.h"
 
 int cuda_image_parts(const void *image, size_t size, const void *part[CUDA_MAX_PARTS], size_t part_size[CUDA_MAX_PARTS]) {
-    const unsigned char *b = image;
-    if (!image || size < sizeof PARTS_MAGIC || memcmp(b, PARTS_MAGIC, sizeof PARTS_MAGIC) != 0) {
-        part[0] = image, part_size[0] = size;
-        return image && size ? 1 : 0;
-    }
-    if (size < PARTS_HEADER) return 0;
-    uint32_t n;
-    memcpy(&n, b + 8, 4);
-    if (n < 1 || n > CUDA_MAX_PARTS) return 0;
-    size_t off = PARTS_HEADER;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t sz;
-        memcpy(&sz, b + 16 + 8 * i, 8);
-        if (sz == 0 || sz > size || off > size - sz) return 0;
-        part[i] = b + off, part_size[i] = (size_t)sz;
-        off = align8(off + (size_t)sz);
-    }
-    return (int)n;
+    const void *p[PARTS_IMAGE_MAX];
+    size_t ps[PARTS_IMAGE_MAX];
+    int n = parts_image_read(image, size, p, ps);
+    if (n > CUDA_MAX_PARTS) return 0;
+    for (int i = 0; i < n; i++) part[i] = p[i], part_size[i] = ps[i];
+    return n;
 }
 
 /* ---------------------------------------------------------------- compile */
@@ -51,58 +29,33 @@ typedef struct part_job {
     char err[4096];
 } part_job;
 
-static void *compile_part(void *arg) {
+static void compile_part(void *arg) {
     part_job *j = arg;
     const char *opt = j->define;
     j->ok = nvrtc_compile(j->lib, j->source, j->name, j->arch, &opt, j->with_define ? 1 : 0, false, &j->out, j->err,
                           sizeof j->err);
-    return NULL;
 }
 
-/* Runs the jobs, all but the first on threads of their own (NVRTC compiles independent
- * programs concurrently); a thread that cannot be started runs its job here instead. */
-static void compile_parts(part_job *jobs, int n) {
-    pthread_t th[CUDA_MAX_PARTS];
-    bool started[CUDA_MAX_PARTS] = {false};
-    for (int i = 1; i < n; i++) started[i] = pthread_create(&th[i], NULL, compile_part, &jobs[i]) == 0;
-    compile_part(&jobs[0]);
-    for (int i = 1; i < n; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else compile_part(&jobs[i]);
-    }
-}
-
-/* Packs the parts' CUBINs into out->image (the image format above) and their logs into out->log. */
+/* Packs the parts' CUBINs into out->image (runtime/parts_image.h) and their logs into out->log. */
 static bool pack_parts(part_job *jobs, int n, cuda_compiled *out, char *err, size_t errlen) {
-    size_t total = PARTS_HEADER, log_len = 1;
+    const void *part[CUDA_MAX_PARTS];
+    size_t part_size[CUDA_MAX_PARTS], log_len = 1;
     for (int i = 0; i < n; i++) {
-        total = align8(total) + jobs[i].out.image_size;
+        part[i] = jobs[i].out.image, part_size[i] = jobs[i].out.image_size;
         log_len += jobs[i].out.log ? strlen(jobs[i].out.log) : 0;
     }
-    unsigned char *img = calloc(1, total);
-    char *log = malloc(log_len);
-    if (!img || !log) {
-        free(img);
-        free(log);
+    out->image = parts_image_pack(part, part_size, n, &out->image_size);
+    out->log = malloc(log_len);
+    if (!out->image || !out->log) {
+        free(out->image);
+        free(out->log);
+        out->image = NULL, out->log = NULL, out->image_size = 0;
         snprintf(err, errlen, "out of memory");
         return false;
     }
-    memcpy(img, PARTS_MAGIC, sizeof PARTS_MAGIC);
-    uint32_t n32 = (uint32_t)n;
-    memcpy(img + 8, &n32, 4);
-    size_t off = PARTS_HEADER;
-    log[0] = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t sz = jobs[i].out.image_size;
-        memcpy(img + 16 + 8 * i, &sz, 8);
-        off = align8(off);
-        memcpy(img + off, jobs[i].out.image, jobs[i].out.image_size);
-        off += jobs[i].out.image_size;
-        if (jobs[i].out.log) strcat(log, jobs[i].out.log);
-    }
-    out->image = img;
-    out->image_size = total;
-    out->log = log;
+    out->log[0] = 0;
+    for (int i = 0; i < n; i++)
+        if (jobs[i].out.log) strcat(out->log, jobs[i].out.log);
     return true;
 }
 
@@ -146,7 +99,8 @@ bool cuda_compile_kernel(const ir_kernel *k, const char *arch, const kernel_cach
         jobs[i].with_define = n_parts > 1;
         snprintf(jobs[i].define, sizeof jobs[i].define, "-DATTNC_PART=%d", i);
     }
-    compile_parts(jobs, n_parts);
+    /* NVRTC compiles independent programs concurrently */
+    attnc_run_concurrently(compile_part, jobs, sizeof jobs[0], n_parts);
     bool ok = true;
     for (int i = 0; i < n_parts && ok; i++) {
         if (!jobs[i].ok) {

@@ -22,6 +22,8 @@
 #include "codegen/llvm/cpu_runtime.h"
 #include "ir/signature.h"
 #include "runtime/llvm/cpu_jit.h"
+#include "runtime/llvm/cpu_split.h"
+#include "runtime/parts_image.h"
 #include "runtime/tensor_access.h"
 #include "runtime/threadpool.h"
 #if defined(__x86_64__) || defined(__i386__)
@@ -252,30 +254,31 @@ bool cpu_lookup_entries(cpu_jit *jit, const ir_kernel *k, cpu_entries *out, char
     return out->run_items != NULL;
 }
 
-/* The kernel's module for t, optimised; NULL with a message. */
-static LLVMModuleRef optimised_module(const ir_kernel *k, const cpu_target *t, LLVMContextRef ctx, char *err,
-                                      size_t errlen) {
+/* Machine code for k on t as 1..max_parts JIT objects (runtime/llvm/cpu_split.h);
+ * returns the count, 0 with a message. */
+static int compile_objects(const ir_kernel *k, const cpu_target *t, int max_parts,
+                           LLVMMemoryBufferRef objs[CPU_SPLIT_MAX], char *err, size_t errlen) {
+    LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef m = emit_module(k, t, ctx, err, errlen);
-    if (m && !cpu_optimize_module(m, t, err, errlen)) {
-        LLVMDisposeModule(m);
-        m = NULL;
-    }
-    return m;
+    int n = m ? cpu_split_compile(m, t, max_parts, objs, err, errlen) : 0;
+    LLVMContextDispose(ctx);
+    return n;
 }
 
-cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *target, double *ms_out, char *err, size_t errlen) {
+cpu_compiled *cpu_compile_parts(const ir_kernel *k, const cpu_target *target, int max_parts, double *ms_out,
+                                char *err, size_t errlen) {
     double t0 = now_ms();
     cpu_target t = *target;
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef m = optimised_module(k, &t, LLVMOrcThreadSafeContextGetContext(tsc), err, errlen);
-    if (!m) {
-        LLVMOrcDisposeThreadSafeContext(tsc);
-        return NULL;
-    }
-    cpu_jit *jit = cpu_jit_create(&t, tsc, m, err, errlen);
+    LLVMMemoryBufferRef objs[CPU_SPLIT_MAX];
+    int n = compile_objects(k, &t, max_parts, objs, err, errlen);
+    cpu_jit *jit = n ? cpu_jit_create_from_objects(&t, objs, n, err, errlen) : NULL;
     cpu_compiled *ck = jit ? compiled_from_jit(k, jit, err, errlen) : NULL;
     if (ck && ms_out) *ms_out = now_ms() - t0;
     return ck;
+}
+
+cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *t, double *ms_out, char *err, size_t errlen) {
+    return cpu_compile_parts(k, t, cpu_split_default_parts(), ms_out, err, errlen);
 }
 
 /* ---------------------------------------------------------------- on-disk cache */
@@ -283,7 +286,7 @@ cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *target, doub
 /* Bump when the generated code changes in a way the IR text, the target and the LLVM
  * version do not capture (a generator change), so stale objects are not reused. A build
  * may also define ATTNC_CPU_CODEGEN_ID (e.g. a hash of codegen/llvm) to the same end. */
-#define CPU_CODEGEN_REVISION 1
+#define CPU_CODEGEN_REVISION 2
 #ifndef ATTNC_CPU_CODEGEN_ID
 #define ATTNC_CPU_CODEGEN_ID ""
 #endif
@@ -349,10 +352,14 @@ cpu_compiled *cpu_compile_cached(const ir_kernel *k, const kernel_cache *cache, 
     void *data = NULL;
     size_t size = 0;
     if (kernel_cache_load(cache, &r.key, &data, &size, &r.was_corrupt)) {
-        LLVMMemoryBufferRef obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, size, k->name);
+        const void *part[PARTS_IMAGE_MAX];
+        size_t part_size[PARTS_IMAGE_MAX];
+        int n = parts_image_read(data, size, part, part_size);
+        LLVMMemoryBufferRef objs[PARTS_IMAGE_MAX];
+        for (int i = 0; i < n; i++) objs[i] = LLVMCreateMemoryBufferWithMemoryRangeCopy(part[i], part_size[i], k->name);
         free(data);
-        char jerr[512];
-        cpu_jit *jit = cpu_jit_create_from_object(&t, obj, jerr, sizeof jerr);
+        char jerr[512] = "malformed parts image";
+        cpu_jit *jit = n ? cpu_jit_create_from_objects(&t, objs, n, jerr, sizeof jerr) : NULL;
         cpu_compiled *ck = jit ? compiled_from_jit(k, jit, jerr, sizeof jerr) : NULL;
         if (ck) {
             r.from_cache = true;
@@ -365,18 +372,21 @@ cpu_compiled *cpu_compile_cached(const ir_kernel *k, const kernel_cache *cache, 
         kernel_cache_remove(cache, &r.key);
         r.was_corrupt = true;
     }
-    LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef m = optimised_module(k, &t, ctx, err, errlen);
-    LLVMMemoryBufferRef obj = NULL;
-    bool ok = m && cpu_emit_jit_object(m, &t, &obj, err, errlen);
-    if (m) LLVMDisposeModule(m);
-    LLVMContextDispose(ctx);
-    if (!ok) return NULL;
-    char serr[512];
+    LLVMMemoryBufferRef objs[CPU_SPLIT_MAX];
+    int n = compile_objects(k, &t, cpu_split_default_parts(), objs, err, errlen);
+    if (!n) return NULL;
+    const void *part[CPU_SPLIT_MAX];
+    size_t part_size[CPU_SPLIT_MAX];
+    for (int i = 0; i < n; i++) part[i] = LLVMGetBufferStart(objs[i]), part_size[i] = LLVMGetBufferSize(objs[i]);
+    /* One object is stored as itself (as `attnc build` writes it), several as a parts image. */
+    size_t image_size = part_size[0];
+    void *image = n > 1 ? parts_image_pack(part, part_size, n, &image_size) : NULL;
+    char serr[512] = "out of memory";
     /* A cache that cannot be written only costs the next start a compile. */
-    r.stored = kernel_cache_store_named(cache, &r.key, k->name, label, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj),
-                                        serr, sizeof serr);
-    cpu_jit *jit = cpu_jit_create_from_object(&t, obj, err, errlen);
+    r.stored = (n == 1 || image) && kernel_cache_store_named(cache, &r.key, k->name, label, n > 1 ? image : part[0],
+                                                             image_size, serr, sizeof serr);
+    free(image);
+    cpu_jit *jit = cpu_jit_create_from_objects(&t, objs, n, err, errlen);
     cpu_compiled *ck = jit ? compiled_from_jit(k, jit, err, errlen) : NULL;
     if (!ck) return NULL;
     r.ms = now_ms() - t0;

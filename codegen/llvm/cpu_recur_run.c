@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <llvm-c/Orc.h>
+#include <llvm-c/Core.h>
 #include "codegen/llvm/cpu_kernel.h"
 #include "codegen/llvm/cpu_recur.h"
 #include "ir/signature.h"
 #include "runtime/llvm/cpu_jit.h"
+#include "runtime/llvm/cpu_split.h"
 #include "runtime/tensor_access.h"
 #include "runtime/threadpool.h"
 
@@ -44,14 +45,12 @@ cpu_recur_compiled *cpu_recur_compile_for(const ir_kernel *k, const cpu_target *
                                           size_t errlen) {
     double t0 = now_ms();
     cpu_target t = *target;
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef m = cpu_recur_emit(k, &t, LLVMOrcThreadSafeContextGetContext(tsc), err, errlen);
-    if (!m || !cpu_optimize_module(m, &t, err, errlen)) {
-        if (m) LLVMDisposeModule(m);
-        LLVMOrcDisposeThreadSafeContext(tsc);
-        return NULL;
-    }
-    cpu_jit *jit = cpu_jit_create(&t, tsc, m, err, errlen);
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = cpu_recur_emit(k, &t, ctx, err, errlen);
+    LLVMMemoryBufferRef objs[CPU_SPLIT_MAX];
+    int n = m ? cpu_split_compile(m, &t, cpu_split_default_parts(), objs, err, errlen) : 0;
+    LLVMContextDispose(ctx);
+    cpu_jit *jit = n ? cpu_jit_create_from_objects(&t, objs, n, err, errlen) : NULL;
     if (!jit) return NULL;
     cpu_recur_compiled *ck = calloc(1, sizeof *ck);
     if (!ck) {

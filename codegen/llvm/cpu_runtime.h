@@ -24,6 +24,10 @@ cpu_compiled *cpu_compile(const ir_kernel *k, double *ms_out, char *err, size_t 
 /* The same for an explicit target the host can run (tests: 4-lane SSE code on an AVX2
  * machine exercises the generator's other vector width and the no-FMA path). */
 cpu_compiled *cpu_compile_for(const ir_kernel *k, const cpu_target *t, double *ms_out, char *err, size_t errlen);
+/* cpu_compile_for with the module compiled as at most max_parts concurrent parts
+ * (runtime/llvm/cpu_split.h; the others use cpu_split_default_parts, 1 = whole). */
+cpu_compiled *cpu_compile_parts(const ir_kernel *k, const cpu_target *t, int max_parts, double *ms_out,
+                                char *err, size_t errlen);
 void cpu_compiled_free(cpu_compiled *ck);
 
 /* What cpu_compile_cached did. */
@@ -36,9 +40,10 @@ typedef struct cpu_cache_result {
 } cpu_cache_result;
 /* Compiles for this host through the on-disk cache (NULL: no cache, as cpu_compile). The
  * key covers the IR, the host (triple, CPU name, every feature), the LLVM version and the
- * generator's revision. A hit links the stored object into a JIT and looks the entry
- * points up; a miss generates, optimises and emits an object file in memory, stores it
- * (with the kernel's name and cpu_cache_target_label) and links it the same way. Any
+ * generator's revision. A hit links the stored object(s) into a JIT and looks the entry
+ * points up; a miss generates, optimises and emits objects in memory (cpu_split_compile:
+ * one, or concurrent parts), stores them (one object as itself, parts as a parts image,
+ * with the kernel's name and cpu_cache_target_label) and links them the same way. Any
  * number of threads and processes may compile the same kernel at once: each store
  * replaces the entry atomically. Refuses kernels the CPU backend cannot compile. res may
  * be NULL. */

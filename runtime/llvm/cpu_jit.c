@@ -30,7 +30,7 @@ static void set_layout(LLVMModuleRef m, const cpu_target *t, LLVMTargetMachineRe
     LLVMDisposeTargetData(dl);
 }
 
-bool cpu_optimize_module(LLVMModuleRef m, const cpu_target *t, char *err, size_t errlen) {
+bool cpu_run_passes(LLVMModuleRef m, const cpu_target *t, const char *pipeline, char *err, size_t errlen) {
     LLVMTargetMachineRef tm = cpu_target_machine(t, false, err, errlen);
     if (!tm) return false;
     set_layout(m, t, tm);
@@ -38,10 +38,14 @@ bool cpu_optimize_module(LLVMModuleRef m, const cpu_target *t, char *err, size_t
     /* The micro-kernels are unrolled by the generator; letting the unroller multiply
      * them again only grows code and compile time. */
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
-    LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", tm, opts);
+    LLVMErrorRef e = LLVMRunPasses(m, pipeline, tm, opts);
     LLVMDisposePassBuilderOptions(opts);
     LLVMDisposeTargetMachine(tm);
     return take_error(e, "LLVM optimisation failed", err, errlen);
+}
+
+bool cpu_optimize_module(LLVMModuleRef m, const cpu_target *t, char *err, size_t errlen) {
+    return cpu_run_passes(m, t, "default<O3>", err, errlen);
 }
 
 bool cpu_emit_object(LLVMModuleRef m, const cpu_target *t, const char *path, char *err, size_t errlen) {
@@ -141,18 +145,19 @@ bool cpu_emit_jit_object(LLVMModuleRef m, const cpu_target *t, LLVMMemoryBufferR
     return !failed;
 }
 
-cpu_jit *cpu_jit_create_from_object(const cpu_target *t, LLVMMemoryBufferRef obj, char *err, size_t errlen) {
+cpu_jit *cpu_jit_create_from_objects(const cpu_target *t, LLVMMemoryBufferRef objs[], int n, char *err,
+                                     size_t errlen) {
     cpu_jit *j = jit_new(t, err, errlen);
-    if (!j) {
-        LLVMDisposeMemoryBuffer(obj);
-        return NULL;
+    int i = 0;
+    /* LLJIT takes each buffer it is given, whatever happens. */
+    for (; j && i < n; i++) {
+        LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), objs[i]);
+        if (!take_error(e, "cannot add an object to the JIT", err, errlen)) {
+            cpu_jit_destroy(j);
+            j = NULL;
+        }
     }
-    /* LLJIT takes the buffer whatever happens. */
-    LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), obj);
-    if (!take_error(e, "cannot add the cached object to the JIT", err, errlen)) {
-        cpu_jit_destroy(j);
-        return NULL;
-    }
+    for (; i < n; i++) LLVMDisposeMemoryBuffer(objs[i]);
     return j;
 }
 
