@@ -1,8 +1,8 @@
 /* JIT compilation of one generated module on several threads. The whole module first goes
  * through the interprocedural passes that settle every function's signature (constant and
  * dead arguments, argument promotion, attributes, fast calling convention); then its
- * function definitions are dealt into parts by size, and each part is optimised (O3) and
- * turned into an object in an LLVM context of its own, concurrently. The objects link
+ * function definitions are dealt into parts by estimated cost, and each part is optimised
+ * (O3) and turned into an object in an LLVM context of its own, concurrently. The objects link
  * together in one JIT (cpu_jit_create_from_objects). */
 #ifndef ATTNC_CPU_SPLIT_H
 #define ATTNC_CPU_SPLIT_H
