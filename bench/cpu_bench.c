@@ -6,9 +6,10 @@
  *                        mean number of visible keys (causal: (s+1)/2), for attnc, an
  *                        unfused baseline (Q K^T, softmax, P V as three loop nests) and
  *                        ggml's CPU flash attention (when --ggml DIR names a build of ggml)
+ *   prefill_modifier     the same for a causal prefill with Gemma-2's softcap (seq 2048)
  *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys
  * Usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]
- *                  [--only compile|prefill|decode]  (the machine rows always run)
+ *                  [--only compile|prefill|modifier|decode]  (the machine rows always run)
  * The ggml library (libggml-base.so, libggml-cpu.so) is loaded with dlopen from DIR; it
  * is built outside this repository from ggml's public source, never part of it. */
 #include <dirent.h>
@@ -300,7 +301,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
             fprintf(stderr, "usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT] "
-                            "[--only compile|prefill|decode]\n");
+                            "[--only compile|prefill|modifier|decode]\n");
             return 2;
         }
     }
@@ -426,6 +427,38 @@ int main(int argc, char **argv) {
             cpu_compiled_free(ck);
             spec_free(&s);
         }
+
+    /* Prefill with a score modifier: Gemma-2's logit softcap (tanh on every score), the
+     * shape of the plain causal rows above at seq 2048, so the modifier's cost shows. */
+    bool modifier = !only || !strcmp(only, "prefill") || !strcmp(only, "modifier");
+    for (int mi = 0; modifier && mi < 1; mi++) {
+        const char *mod = "softcap(score, 50)";
+        int d = 128, h = 8, S = 2048;
+        char text[256];
+        snprintf(text, sizeof text, "kernel prefill_mod { heads q = %d, kv = %d\n dims %d\n score %s\n mask causal }", h,
+                 h, d, mod);
+        spec s;
+        if (!spec_compile(&s, text)) return 1;
+        ir_kernel *k = s.m->kernels[0];
+        cpu_compiled *ck = cpu_compile(k, NULL, err, sizeof err);
+        if (!ck) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        bufs b;
+        bufs_make(&b, k, 1, S, S);
+        double fl = flops_prefill(1, h, S, S, d, d, true);
+        for (int th = 1; th <= max_threads; th++) {
+            double t = time_launch(ck, k, th, 1, S, S, &b, quick ? 1.0 : 3.0);
+            double gf = fl / t / 1e9;
+            emit("{\"bench\": \"prefill_modifier\", \"impl\": \"attnc\", \"score\": \"%s\", \"d\": %d, \"heads\": %d, "
+                 "\"seq\": %d, \"causal\": true, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, \"pct_peak\": %.1f}",
+                 mod, d, h, S, th, t * 1e3, gf, g_peak[th] > 0 ? 100 * gf / g_peak[th] : 0);
+        }
+        bufs_free(&b);
+        cpu_compiled_free(ck);
+        spec_free(&s);
+    }
 
     /* Decode: one token against 32k keys, Llama-3-8B shapes (32 q heads, 8 kv heads, d 128). */
     const char *dtypes[2] = { "f32", "bf16" };
