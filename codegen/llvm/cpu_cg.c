@@ -1,6 +1,8 @@
 /* Builder helpers shared by the CPU code generator (see cpu_cg.h). */
 #include "codegen/llvm/cpu_cg.h"
+#include <stdio.h>
 #include <string.h>
+#include <llvm-c/Analysis.h>
 
 void cg_init(cg *c, LLVMContextRef ctx, LLVMModuleRef mod, const cpu_target *t, const ir_kernel *k) {
     memset(c, 0, sizeof *c);
@@ -33,6 +35,32 @@ void cg_init(cg *c, LLVMContextRef ctx, LLVMModuleRef mod, const cpu_target *t, 
 void cg_dispose(cg *c) {
     if (c->b) LLVMDisposeBuilder(c->b);
     c->b = NULL;
+}
+
+LLVMTypeRef cg_args_type(cg *c, const char *modname, int n_slots, LLVMTypeRef *slot) {
+    LLVMTypeRef slot_fields[2] = { c->t_pi8, LLVMArrayType(c->t_i64, 4) };
+    *slot = LLVMStructTypeInContext(c->ctx, slot_fields, 2, 0);
+    char tname[300];
+    snprintf(tname, sizeof tname, "%s_args", modname);
+    LLVMTypeRef args = LLVMStructCreateNamed(c->ctx, tname);
+    /* batch, seq_q, seq_k; n_threads, flags; rope_inv_freq; workspace, workspace_bytes; t[] */
+    LLVMTypeRef fields[9] = { c->t_i64, c->t_i64, c->t_i64, c->t_i32, c->t_i32, c->t_pf64, c->t_pi8, c->t_i64,
+                              LLVMArrayType(*slot, (unsigned)n_slots) };
+    LLVMStructSetBody(args, fields, 9, 0);
+    return args;
+}
+
+LLVMModuleRef cg_verified(LLVMModuleRef mod, const ir_kernel *k, char *err, size_t errlen) {
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errlen, "internal error: generated LLVM IR for kernel '%s' does not verify: %.400s", k->name,
+                 msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    LLVMDisposeMessage(msg);
+    return mod;
 }
 
 LLVMValueRef cg_i64(cg *c, int64_t v) { return LLVMConstInt(c->t_i64, (unsigned long long)v, 1); }

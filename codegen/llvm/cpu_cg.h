@@ -26,6 +26,13 @@ typedef struct cg {
 void cg_init(cg *c, LLVMContextRef ctx, LLVMModuleRef mod, const cpu_target *t, const ir_kernel *k);
 void cg_dispose(cg *c);
 
+/* The argument block every CPU kernel takes, cpu_args (cpu_kernel.h) as LLVM types: the
+ * named struct "<modname>_args" with n_slots tensor slots; *slot gets the slot type
+ * (cpu_tensor_arg: data, four strides). */
+LLVMTypeRef cg_args_type(cg *c, const char *modname, int n_slots, LLVMTypeRef *slot);
+/* mod when it verifies; otherwise NULL with an internal-error message, mod disposed. */
+LLVMModuleRef cg_verified(LLVMModuleRef mod, const ir_kernel *k, char *err, size_t errlen);
+
 /* Constants. */
 LLVMValueRef cg_i64(cg *c, int64_t v);
 LLVMValueRef cg_i32(cg *c, int32_t v);

@@ -37,7 +37,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <llvm-c/Analysis.h>
 #include "codegen/llvm/cpu_cg.h"
 
 enum { PL_B, PL_SQ, PL_SK, PL_NT, PL_OFF, PL_NQ, PL_NKB, PL_NSPLIT, PL_CHUNK, PL_BASE, PL_ITEMS0, PL_ITEMS1,
@@ -2167,14 +2166,7 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
     cpu_kernel_abi(k, &g->abi);
     layout(g);
     cg *c = &g->c;
-    LLVMTypeRef slot_fields[2] = { c->t_pi8, LLVMArrayType(c->t_i64, 4) };
-    g->t_slot = LLVMStructTypeInContext(ctx, slot_fields, 2, 0);
-    char tname[300];
-    snprintf(tname, sizeof tname, "%s_args", modname);
-    g->t_args = LLVMStructCreateNamed(ctx, tname);
-    LLVMTypeRef fields[9] = { c->t_i64, c->t_i64, c->t_i64, c->t_i32, c->t_i32, c->t_pf64, c->t_pi8, c->t_i64,
-                              LLVMArrayType(g->t_slot, (unsigned)g->abi.n_slots) };
-    LLVMStructSetBody(g->t_args, fields, 9, 0);
+    g->t_args = cg_args_type(c, modname, g->abi.n_slots, &g->t_slot);
     g->t_pargs = LLVMPointerType(g->t_args, 0);
     g->t_pi64 = LLVMPointerType(c->t_i64, 0);
 
@@ -2207,14 +2199,5 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
     emit_exports(g);
     cg_dispose(c);
 
-    char *msg = NULL;
-    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
-        snprintf(err, errlen, "internal error: generated LLVM IR for kernel '%s' does not verify: %.400s", k->name,
-                 msg ? msg : "?");
-        LLVMDisposeMessage(msg);
-        LLVMDisposeModule(mod);
-        return NULL;
-    }
-    LLVMDisposeMessage(msg);
-    return mod;
+    return cg_verified(mod, k, err, errlen);
 }

@@ -16,7 +16,6 @@
  * item). Nothing else is allocated per launch. */
 #include <stdio.h>
 #include <string.h>
-#include <llvm-c/Analysis.h>
 #include "codegen/llvm/cpu_recur_internal.h"
 
 static int64_t rup(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
@@ -756,14 +755,7 @@ LLVMModuleRef cpu_recur_emit(const ir_kernel *k, const cpu_target *t, LLVMContex
     configure(g, k, t);
     cg_init(&g->c, ctx, mod, t, k);
     cg *c = &g->c;
-    LLVMTypeRef slot_fields[2] = { c->t_pi8, LLVMArrayType(c->t_i64, 4) };
-    g->t_slot = LLVMStructTypeInContext(ctx, slot_fields, 2, 0);
-    char tname[300];
-    snprintf(tname, sizeof tname, "%s_args", modname);
-    g->t_args = LLVMStructCreateNamed(ctx, tname);
-    LLVMTypeRef fields[9] = { c->t_i64, c->t_i64, c->t_i64, c->t_i32, c->t_i32, c->t_pf64, c->t_pi8, c->t_i64,
-                              LLVMArrayType(g->t_slot, (unsigned)g->abi.n_slots) };
-    LLVMStructSetBody(g->t_args, fields, 9, 0);
+    g->t_args = cg_args_type(c, modname, g->abi.n_slots, &g->t_slot);
     g->t_pargs = LLVMPointerType(g->t_args, 0);
     g->t_pi64 = LLVMPointerType(c->t_i64, 0);
     g->t_vd = LLVMVectorType(c->t_f64, (unsigned)g->W);
@@ -775,14 +767,5 @@ LLVMModuleRef cpu_recur_emit(const ir_kernel *k, const cpu_target *t, LLVMContex
     cg_dispose(c);
     arena_free(&g->ar);
 
-    char *msg = NULL;
-    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
-        snprintf(err, errlen, "internal error: generated LLVM IR for kernel '%s' does not verify: %.400s", k->name,
-                 msg ? msg : "?");
-        LLVMDisposeMessage(msg);
-        LLVMDisposeModule(mod);
-        return NULL;
-    }
-    LLVMDisposeMessage(msg);
-    return mod;
+    return cg_verified(mod, k, err, errlen);
 }
