@@ -56,6 +56,17 @@ static bool spec_compile(spec *s, const char *text) {
     return ok;
 }
 
+/* The first kernel of a one-kernel spec, JIT-compiled; NULL (message printed) on error.
+ * The caller frees the kernel, then the spec. */
+static cpu_compiled *spec_jit(spec *s, const char *text, ir_kernel **k) {
+    if (!spec_compile(s, text)) return NULL;
+    *k = s->m->kernels[0];
+    char err[512];
+    cpu_compiled *ck = cpu_compile(*k, NULL, err, sizeof err);
+    if (!ck) fprintf(stderr, "%s\n", err);
+    return ck;
+}
+
 static void spec_free(spec *s) {
     diag_free(&s->d);
     arena_free(&s->a);
@@ -390,13 +401,9 @@ int main(int argc, char **argv) {
             snprintf(text, sizeof text, "kernel prefill { heads q = %d, kv = %d\n dims %d\n%s }", h, h, d,
                      causal ? " mask causal\n" : "");
             spec s;
-            if (!spec_compile(&s, text)) return 1;
-            ir_kernel *k = s.m->kernels[0];
-            cpu_compiled *ck = cpu_compile(k, NULL, err, sizeof err);
-            if (!ck) {
-                fprintf(stderr, "%s\n", err);
-                return 1;
-            }
+            ir_kernel *k = NULL;
+            cpu_compiled *ck = spec_jit(&s, text, &k);
+            if (!ck) return 1;
             for (int si = 0; si < n_seqs; si++) {
                 int S = seqs[si];
                 bufs b;
@@ -430,21 +437,16 @@ int main(int argc, char **argv) {
 
     /* Prefill with a score modifier: Gemma-2's logit softcap (tanh on every score), the
      * shape of the plain causal rows above at seq 2048, so the modifier's cost shows. */
-    bool modifier = !only || !strcmp(only, "prefill") || !strcmp(only, "modifier");
-    for (int mi = 0; modifier && mi < 1; mi++) {
+    if (!only || !strcmp(only, "prefill") || !strcmp(only, "modifier")) {
         const char *mod = "softcap(score, 50)";
         int d = 128, h = 8, S = 2048;
         char text[256];
         snprintf(text, sizeof text, "kernel prefill_mod { heads q = %d, kv = %d\n dims %d\n score %s\n mask causal }", h,
                  h, d, mod);
         spec s;
-        if (!spec_compile(&s, text)) return 1;
-        ir_kernel *k = s.m->kernels[0];
-        cpu_compiled *ck = cpu_compile(k, NULL, err, sizeof err);
-        if (!ck) {
-            fprintf(stderr, "%s\n", err);
-            return 1;
-        }
+        ir_kernel *k = NULL;
+        cpu_compiled *ck = spec_jit(&s, text, &k);
+        if (!ck) return 1;
         bufs b;
         bufs_make(&b, k, 1, S, S);
         double fl = flops_prefill(1, h, S, S, d, d, true);
@@ -473,13 +475,9 @@ int main(int argc, char **argv) {
         snprintf(text, sizeof text, "kernel decode { heads q = 32, kv = 8\n dims 128\n dtype %s\n mask causal\n phase decode }",
                  dtypes[dt]);
         spec s;
-        if (!spec_compile(&s, text)) return 1;
-        ir_kernel *k = s.m->kernels[0];
-        cpu_compiled *ck = cpu_compile(k, NULL, err, sizeof err);
-        if (!ck) {
-            fprintf(stderr, "%s\n", err);
-            return 1;
-        }
+        ir_kernel *k = NULL;
+        cpu_compiled *ck = spec_jit(&s, text, &k);
+        if (!ck) return 1;
         int64_t SK = 32768;
         bufs b;
         bufs_make(&b, k, 1, 1, SK);
