@@ -9,7 +9,8 @@
  *   prefill_modifier     the same for a causal prefill with Gemma-2's softcap (seq 2048)
  *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys
  * Usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]
- *                  [--only compile|prefill|modifier|decode]  (the machine rows always run)
+ *                  [--only compile|prefill|target|modifier|decode]  (the machine rows always run;
+ *                  target: only the issue's prefill shape, d 128, seq 4096, causal, and ggml's)
  * The ggml library (libggml-base.so, libggml-cpu.so) is loaded with dlopen from DIR; it
  * is built outside this repository from ggml's public source, never part of it. */
 #include <dirent.h>
@@ -312,7 +313,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
             fprintf(stderr, "usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT] "
-                            "[--only compile|prefill|modifier|decode]\n");
+                            "[--only compile|prefill|target|modifier|decode]\n");
             return 2;
         }
     }
@@ -393,10 +394,12 @@ int main(int argc, char **argv) {
     /* Prefill: b = 1, h = 8 (MHA), f32. */
     int dims[2] = { 64, 128 };
     int seqs[5] = { 512, 1024, 2048, 4096, 8192 };
-    int n_seqs = only && strcmp(only, "prefill") ? 0 : quick ? 3 : 5;
+    bool target_only = only && !strcmp(only, "target");
+    int n_seqs = target_only ? 5 : only && strcmp(only, "prefill") ? 0 : quick ? 3 : 5;
     for (int di = 0; di < 2; di++)
         for (int causal = 1; causal >= 0; causal--) {
             int d = dims[di], h = 8;
+            if (target_only && !(d == 128 && causal)) continue;
             char text[256];
             snprintf(text, sizeof text, "kernel prefill { heads q = %d, kv = %d\n dims %d\n%s }", h, h, d,
                      causal ? " mask causal\n" : "");
@@ -406,6 +409,7 @@ int main(int argc, char **argv) {
             if (!ck) return 1;
             for (int si = 0; si < n_seqs; si++) {
                 int S = seqs[si];
+                if (target_only && S != 4096) continue;
                 bufs b;
                 bufs_make(&b, k, 1, S, S);
                 double fl = flops_prefill(1, h, S, S, d, d, causal);
@@ -422,7 +426,7 @@ int main(int argc, char **argv) {
                              "\"causal\": %s, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, \"attnc_speedup\": %.2f}",
                              d, h, S, causal ? "true" : "false", th, tg * 1e3, fl / tg / 1e9, tg / t);
                     }
-                    if (d == 128 && causal && S <= (quick ? 1024 : 4096) && (S == 4096 || S == 1024)) {
+                    if (!target_only && d == 128 && causal && S <= (quick ? 1024 : 4096) && (S == 4096 || S == 1024)) {
                         double tb = time_baseline(h, S, d, causal, th);
                         emit("{\"bench\": \"prefill\", \"impl\": \"unfused\", \"d\": %d, \"heads\": %d, \"seq\": %d, "
                              "\"causal\": true, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, \"attnc_speedup\": %.2f}",

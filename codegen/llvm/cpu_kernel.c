@@ -11,9 +11,9 @@
  * item holds R = Br positions x g heads rows (row r = position r / g, head r % g), so
  * each K/V block is read once for all g heads.
  *
- * Work decomposition. Item = (q-block, batch, kv heads, key split), heavy q-blocks first
- * (bottom-right causal work grows with the q-block), handed out one at a time by the
- * pool's atomic counter. Prefill items hold one kv head; an item with a single q-block
+ * Work decomposition. Item = (batch, kv heads, key split, q-block), heavy q-blocks first
+ * within a head (bottom-right causal work grows with the q-block), handed out one at a
+ * time by the pool's atomic counter. Prefill items hold one kv head; an item with a single q-block
  * (decode) holds every kv head of its key range, so K/V are read as the contiguous
  * [tokens][heads][d] memory they are. Per item: stage Q^T (dtype conversion,
  * scale * log2 e, RoPE) into per-thread scratch; for each key block of Bc = 96 keys
@@ -1675,12 +1675,13 @@ static void emit_compute(kgen *g) {
     LLVMValueRef B = ld64(g, PL, PL_B), SQ = ld64(g, PL, PL_SQ), SK = ld64(g, PL, PL_SK), off = ld64(g, PL, PL_OFF);
     LLVMValueRef nq = ld64(g, PL, PL_NQ), nkb = ld64(g, PL, PL_NKB), nsplit = ld64(g, PL, PL_NSPLIT);
     LLVMValueRef chunk = ld64(g, PL, PL_CHUNK), HG = ld64(g, PL, PL_HG);
-    /* item -> (q-block, heavy first; batch; group of HG kv heads; split) */
+    /* item -> (batch; group of HG kv heads; split; q-block, heavy first). Q-blocks are
+     * innermost so that the threads sweep one head's K/V together while it is in the
+     * last-level cache (head-outer order read every head's K/V from DRAM per q-block). */
     LLVMValueRef hs_n = mul(g, sdiv(g, I(g, g->HKV), HG), nsplit);
-    LLVMValueRef per = mul(g, B, hs_n);
-    LLVMValueRef qb = sub(g, sub(g, nq, I(g, 1)), sdiv(g, item, per));
-    LLVMValueRef rem = srem(g, item, per);
-    LLVMValueRef b = sdiv(g, rem, hs_n), rem2 = srem(g, rem, hs_n);
+    LLVMValueRef qb = sub(g, sub(g, nq, I(g, 1)), srem(g, item, nq));
+    LLVMValueRef rest = sdiv(g, item, nq);
+    LLVMValueRef b = sdiv(g, rest, hs_n), rem2 = srem(g, rest, hs_n);
     LLVMValueRef h_lo = mul(g, sdiv(g, rem2, nsplit), HG), sp = srem(g, rem2, nsplit);
     LLVMValueRef h_hi = add(g, h_lo, HG);
     LLVMValueRef pos0 = mul(g, qb, I(g, g->Br));
