@@ -833,6 +833,16 @@ static void emit_stage_v(kgen *g) {
     cg_loop_begin(c, &H, h_lo, h_hi, I(g, 1), 0, NULL);
     LLVMValueRef row = fptr(g, vst, add(g, mul(g, sub(g, H.iv, h_lo), I(g, (int64_t)g->Bc * g->dv)), mul(g, L.iv, I(g, g->dv))));
     convert_row(g, vd, add(g, tbase, mul(g, H.iv, stride(g, S, sv, 2))), s3, row, g->dv);
+    if (g->direct) {
+        /* Direct decode reads K in place, one head at a time (rows a page apart): fetch
+         * the block's K rows here, in memory order beside V's, so both streams are in
+         * flight together and the S kernel finds K in L2. */
+        int sk = g->abi.k;
+        LLVMBasicBlockRef jk = cg_if_begin(c, LLVMBuildNot(BLD, one_head, ""));
+        LLVMValueRef kb = add(g, mul(g, b, stride(g, S, sk, 0)), mul(g, add(g, k0, L.iv), stride(g, S, sk, 1)));
+        prefetch_row(g, slot_data(g, A, sk), add(g, kb, mul(g, H.iv, stride(g, S, sk, 2))), stride(g, S, sk, 3), g->dq);
+        cg_if_end(c, jk);
+    }
     cg_loop_end(c, &H, NULL);
     cg_loop_end(c, &L, NULL);
     LLVMBuildRetVoid(BLD);
