@@ -13,19 +13,19 @@
  *
  * Work decomposition. Item = (batch, kv heads, key split, q-block), heavy q-blocks first
  * within a head (bottom-right causal work grows with the q-block), handed out one at a
- * time by the pool's atomic counter. Prefill items hold one kv head; an item with a single q-block
- * (decode) holds every kv head of its key range, so K/V are read as the contiguous
- * [tokens][heads][d] memory they are. Per item: stage Q^T (dtype conversion,
- * scale * log2 e, RoPE) into per-thread scratch; for each key block of Bc = 96 keys
- * (restricted to the mask band) stage K/V (fp32 rows: conversion, RoPE, and no 2^n
- * strides), then for each panel of rows run the S micro-kernel (KT keys x RV vectors of
- * rows, accumulators in SSA phis), the softmax update (per-lane max, exp2 polynomial,
- * sums) and the PV micro-kernel (KC columns x RV vectors). Panels are classified EMPTY /
- * FULL / PARTIAL from the mask band; only PARTIAL ones evaluate the mask. With one query
- * position and g <= lanes/2, `pack` = lanes/g keys share each vector (packed panels, see
- * kgen.pack); without RoPE and with dense rows those read K in place through dot products
- * reduced across lanes (kgen.direct). Splits (few items, many keys) write (m, l, O~)
- * partials that phase 2 merges.
+ * time by the pool's atomic counter. Prefill items hold one kv head; an item with a
+ * single q-block (decode) holds every kv head of its key range, so K/V are read as
+ * the contiguous [tokens][heads][d] memory they are. Per item: stage Q^T (dtype
+ * conversion, scale * log2 e, RoPE) into per-thread scratch; for each key block of
+ * Bc = 96 keys (restricted to the mask band) stage K/V (fp32 rows: conversion, RoPE,
+ * and no 2^n strides), then for each panel of rows run the S micro-kernel (KT keys x RV
+ * vectors of rows, accumulators in SSA phis), the softmax update (per-lane max, exp2
+ * polynomial, sums) and the PV micro-kernel (KC columns x RV vectors). Panels are
+ * classified EMPTY / FULL / PARTIAL from the mask band; only PARTIAL ones evaluate the
+ * mask. With one query position and g <= lanes/2, `pack` = lanes/g keys share each
+ * vector (packed panels, see kgen.pack); without RoPE and with dense rows those read K
+ * in place through dot products reduced across lanes (kgen.direct). Splits (few items,
+ * many keys) write (m, l, O~) partials that phase 2 merges.
  *
  * Workspace (attnc_NAME_workspace_size): n_threads x per-thread scratch, a constant of
  * the kernel: heads_kv x (Q^T, O^T: R_pad x (d_qk + d_v), m/l/alpha) + heads_kv x Bc x
@@ -1687,7 +1687,8 @@ static void emit_compute(kgen *g) {
     LLVMValueRef chunk = ld64(g, PL, PL_CHUNK), HG = ld64(g, PL, PL_HG);
     /* item -> (batch; group of HG kv heads; split; q-block, heavy first). Q-blocks are
      * innermost so that the threads sweep one head's K/V together while it is in the
-     * last-level cache (head-outer order read every head's K/V from DRAM per q-block). */
+     * last-level cache (with q-blocks outermost, each q-block read every head's K/V from
+     * DRAM again). */
     LLVMValueRef hs_n = mul(g, sdiv(g, I(g, g->HKV), HG), nsplit);
     LLVMValueRef qb = sub(g, sub(g, nq, I(g, 1)), srem(g, item, nq));
     LLVMValueRef rest = sdiv(g, item, nq);
