@@ -638,6 +638,29 @@ static void rotate_row(kgen *g, LLVMValueRef dst, LLVMValueRef st, LLVMValueRef 
 
 /* ---------------------------------------------------------------- staging */
 
+/* Prefetches (into L2) the row of token `tok` starting at element offset `off` of a
+ * tensor, one request per 64-byte line; prefetches never fault, so no bounds check. */
+static void prefetch_row(kgen *g, LLVMValueRef data, LLVMValueRef off, LLVMValueRef s3, int n_elems) {
+    cg *c = &g->c;
+    int es = g->k->dtype == IR_F32 ? 4 : 2;
+    int per_line = 64 / es;
+    LLVMValueRef p = LLVMBuildGEP2(BLD, c->t_i8, data, (LLVMValueRef[]){ mul(g, off, I(g, es)) }, 1, "");
+    for (int e = 0; e < n_elems; e += per_line) {
+        LLVMValueRef at = LLVMBuildGEP2(BLD, c->t_i8, p, (LLVMValueRef[]){ mul(g, mul(g, I(g, e), s3), I(g, es)) }, 1, "");
+        LLVMValueRef args[4] = { at, cg_i32(c, 0), cg_i32(c, 2), cg_i32(c, 1) };
+        LLVMTypeRef pt = c->t_pi8;
+        cg_call_intrinsic(c, "llvm.prefetch", &pt, 1, args, 4);
+    }
+}
+
+/* Element offset of row r (position pos0 + r / G, query head h G + r % G) of Q. */
+static LLVMValueRef q_row(kgen *g, LLVMValueRef S, LLVMValueRef b, LLVMValueRef h, LLVMValueRef pos0, LLVMValueRef r) {
+    int sq = g->abi.q;
+    LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
+    LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));
+    return add(g, add(g, mul(g, b, stride(g, S, sq, 0)), mul(g, pos, stride(g, S, sq, 1))), mul(g, head, stride(g, S, sq, 2)));
+}
+
 /* void stage_q(A, PL, S, ts, hs, b, h, pos0, npos): Q^T[d][r] = q * qscale (RoPE applied)
  * for the item's rows of kv head h into its state block hs, zeros for the padding rows
  * that panels touch. */
@@ -655,16 +678,19 @@ static void emit_stage_q(kgen *g) {
     LLVMValueRef q = slot_data(g, A, g->abi.q);
     int sq = g->abi.q;
     LLVMValueRef Rp = I(g, g->R_pad);
+    LLVMValueRef s3 = stride(g, S, sq, 3);
     cg_loop L;
     cg_loop_begin(c, &L, I(g, 0), Rv, I(g, 1), 0, NULL);
     {
         LLVMValueRef r = L.iv;
         LLVMValueRef col = fptr(g, qT, r), col2 = fptr(g, qT2, r);
+        /* Q rows are usually a page apart (one head of [tokens][heads][d]), out of the
+         * hardware prefetchers' reach: fetch the row AHEAD rows on while this one is
+         * transposed (past the last row the address is unused; prefetches never fault). */
+        enum { AHEAD = 4 };
+        LLVMValueRef base = q_row(g, S, b, h, pos0, r);
+        prefetch_row(g, q, q_row(g, S, b, h, pos0, add(g, r, I(g, AHEAD))), s3, g->dq);
         LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
-        LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));
-        LLVMValueRef base = add(g, add(g, mul(g, b, stride(g, S, sq, 0)), mul(g, pos, stride(g, S, sq, 1))),
-                                mul(g, head, stride(g, S, sq, 2)));
-        LLVMValueRef s3 = stride(g, S, sq, 3);
         cg_loop D;
         cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
         LLVMValueRef x = vfmul(g, load_elem(g, q, add(g, base, mul(g, D.iv, s3))), cg_f32(c, g->qscale));
@@ -736,21 +762,6 @@ static void convert_row(kgen *g, LLVMValueRef src, LLVMValueRef base, LLVMValueR
     cg_loop_end(c, &S, NULL);
     LLVMBuildBr(BLD, join);
     LLVMPositionBuilderAtEnd(BLD, join);
-}
-
-/* Prefetches (into L2) the row of token `tok` starting at element offset `off` of a
- * tensor, one request per 64-byte line; prefetches never fault, so no bounds check. */
-static void prefetch_row(kgen *g, LLVMValueRef data, LLVMValueRef off, LLVMValueRef s3, int n_elems) {
-    cg *c = &g->c;
-    int es = g->k->dtype == IR_F32 ? 4 : 2;
-    int per_line = 64 / es;
-    LLVMValueRef p = LLVMBuildGEP2(BLD, c->t_i8, data, (LLVMValueRef[]){ mul(g, off, I(g, es)) }, 1, "");
-    for (int e = 0; e < n_elems; e += per_line) {
-        LLVMValueRef at = LLVMBuildGEP2(BLD, c->t_i8, p, (LLVMValueRef[]){ mul(g, mul(g, I(g, e), s3), I(g, es)) }, 1, "");
-        LLVMValueRef args[4] = { at, cg_i32(c, 0), cg_i32(c, 2), cg_i32(c, 1) };
-        LLVMTypeRef pt = c->t_pi8;
-        cg_call_intrinsic(c, "llvm.prefetch", &pt, 1, args, 4);
-    }
 }
 
 /* void stage_k(A, PL, S, ts, b, h_lo, h_hi, k0, nk): K rows of the block for kv heads
