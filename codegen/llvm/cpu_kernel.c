@@ -638,8 +638,9 @@ static void rotate_row(kgen *g, LLVMValueRef dst, LLVMValueRef st, LLVMValueRef 
 
 /* ---------------------------------------------------------------- staging */
 
-/* Prefetches (into L2) the row of token `tok` starting at element offset `off` of a
- * tensor, one request per 64-byte line; prefetches never fault, so no bounds check. */
+/* Prefetches (into L2) the n_elems elements s3 apart from element offset `off` of a
+ * tensor (a row), one request per 64-byte line of a dense row; prefetches never fault,
+ * so no bounds check. */
 static void prefetch_row(kgen *g, LLVMValueRef data, LLVMValueRef off, LLVMValueRef s3, int n_elems) {
     cg *c = &g->c;
     int es = g->k->dtype == IR_F32 ? 4 : 2;
