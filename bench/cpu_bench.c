@@ -7,7 +7,8 @@
  *                        unfused baseline (Q K^T, softmax, P V as three loop nests) and
  *                        ggml's CPU flash attention (when --ggml DIR names a build of ggml)
  *   prefill_modifier     the same for a causal prefill with Gemma-2's softcap (seq 2048)
- *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys
+ *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys,
+ *                        K/V token-major (a KV cache) and head-major, for attnc and ggml
  * Usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]
  *                  [--only compile|prefill|target|modifier|decode]  (the machine rows always run;
  *                  target: only the issue's prefill shape, d 128, seq 4096, causal, and ggml's)
@@ -104,6 +105,20 @@ static void bufs_make(bufs *b, const ir_kernel *k, int64_t batch, int64_t sq, in
         if (t->dtype == ATTNC_F32) for (int64_t e = 0; e < n; e++) ((float *)t->data)[e] = frand();
         else if (t->dtype == ATTNC_BF16) for (int64_t e = 0; e < n; e++) ((uint16_t *)t->data)[e] = attnc_double_to_bf16(frand());
         else memset(t->data, 0, (size_t)n * es);
+    }
+}
+
+/* K and V re-strided head-major ([batch][heads][seq][d] in memory, the same bytes) in
+ * place of the signature's token-major [batch][seq][heads][d]. */
+static void bufs_head_major(bufs *b) {
+    for (int i = 0; i < b->n; i++) {
+        attnc_tensor *t = &b->t[i];
+        if (strcmp(t->name, "k") && strcmp(t->name, "v")) continue;
+        int64_t s = t->shape[1], h = t->shape[2], d = t->shape[3];
+        t->strides[0] = h * s * d;
+        t->strides[1] = d;
+        t->strides[2] = s * d;
+        t->strides[3] = 1;
     }
 }
 
@@ -213,6 +228,7 @@ typedef struct ggml_api {
     void *(*init)(size_t mem_size, void *mem_buffer, bool no_alloc);   /* by-value struct, see below */
     void *(*new_tensor_4d)(void *ctx, int type, int64_t, int64_t, int64_t, int64_t);
     void *(*flash_attn_ext)(void *ctx, void *q, void *k, void *v, void *mask, float scale, float max_bias, float softcap);
+    void *(*permute)(void *ctx, void *t, int ax0, int ax1, int ax2, int ax3);
     void *(*new_graph)(void *ctx);
     void (*build_forward_expand)(void *graph, void *tensor);
     int (*graph_compute_with_ctx)(void *ctx, void *graph, int n_threads);
@@ -241,6 +257,7 @@ static bool ggml_load(ggml_api *g, const char *dir, char *why, size_t whylen) {
     SYM(init, base, "ggml_init");
     SYM(new_tensor_4d, base, "ggml_new_tensor_4d");
     SYM(flash_attn_ext, base, "ggml_flash_attn_ext");
+    SYM(permute, base, "ggml_permute");
     SYM(new_graph, base, "ggml_new_graph");
     SYM(build_forward_expand, base, "ggml_build_forward_expand");
     SYM(graph_compute_with_ctx, cpu, "ggml_graph_compute_with_ctx");
@@ -254,21 +271,24 @@ static bool ggml_load(ggml_api *g, const char *dir, char *why, size_t whylen) {
 
 enum { GGML_F32 = 0, GGML_F16 = 1 };
 
-/* ggml's flash attention on f32 q/k/v (h_q = h_kv = h, one sequence), causal via an f16
- * mask of 0 / -inf. Returns the best time of a few runs. */
-static double time_ggml(ggml_api *g, int h, int sq, int sk, int d, bool causal, int th, int kv_type) {
+/* ggml's flash attention on f32 q and k/v of kv_type (hq query heads over h kv heads,
+ * one sequence), causal via an f16 mask of 0 / -inf. K and V are head-major ([h][sk][d],
+ * ggml's contiguous tensor) or, with token_major, [sk][h][d] viewed through a permute:
+ * the layout of a KV cache, and of llama.cpp's. Returns the best time of a few runs. */
+static double time_ggml(ggml_api *g, int hq, int h, int sq, int sk, int d, bool causal, int th, int kv_type,
+                        bool token_major) {
     size_t kvb = kv_type == GGML_F16 ? 2 : 4;
-    size_t need = (size_t)h * sq * d * 4 * 2 + (size_t)h * sk * d * kvb * 2 + (size_t)sk * sq * 2 + ((size_t)256 << 20);
+    size_t need = (size_t)hq * sq * d * 4 * 2 + (size_t)h * sk * d * kvb * 2 + (size_t)sk * sq * 2 + ((size_t)256 << 20);
     ggml_init_params_abi p = { need, NULL, false };
     void *(*init)(ggml_init_params_abi) = (void *(*)(ggml_init_params_abi))(void *)g->init;
     void *ctx = init(p);
     if (!ctx) return -1;
-    void *q = g->new_tensor_4d(ctx, GGML_F32, d, sq, h, 1);
-    void *k = g->new_tensor_4d(ctx, kv_type, d, sk, h, 1);
-    void *v = g->new_tensor_4d(ctx, kv_type, d, sk, h, 1);
+    void *q = g->new_tensor_4d(ctx, GGML_F32, d, sq, hq, 1);
+    void *k = token_major ? g->new_tensor_4d(ctx, kv_type, d, h, sk, 1) : g->new_tensor_4d(ctx, kv_type, d, sk, h, 1);
+    void *v = token_major ? g->new_tensor_4d(ctx, kv_type, d, h, sk, 1) : g->new_tensor_4d(ctx, kv_type, d, sk, h, 1);
     void *mask = causal ? g->new_tensor_4d(ctx, GGML_F16, sk, sq, 1, 1) : NULL;
     float *qd = g->get_data(q);
-    for (size_t i = 0; i < (size_t)h * sq * d; i++) qd[i] = frand();
+    for (size_t i = 0; i < (size_t)hq * sq * d; i++) qd[i] = frand();
     for (int which = 0; which < 2; which++) {
         void *data = g->get_data(which ? v : k);
         for (size_t i = 0; i < (size_t)h * sk * d; i++) {
@@ -281,7 +301,8 @@ static double time_ggml(ggml_api *g, int h, int sq, int sk, int d, bool causal, 
         for (int i = 0; i < sq; i++)
             for (int t = 0; t < sk; t++) md[(size_t)i * sk + t] = t <= i + (sk - sq) ? 0 : 0xFC00;
     }
-    void *out = g->flash_attn_ext(ctx, q, k, v, mask, 1.0f / sqrtf((float)d), 0.0f, 0.0f);
+    void *kview = token_major ? g->permute(ctx, k, 0, 2, 1, 3) : k, *vview = token_major ? g->permute(ctx, v, 0, 2, 1, 3) : v;
+    void *out = g->flash_attn_ext(ctx, q, kview, vview, mask, 1.0f / sqrtf((float)d), 0.0f, 0.0f);
     void *graph = g->new_graph(ctx);
     g->build_forward_expand(graph, out);
     /* Warmed up and timed as attnc's launches are (time_launch), so neither side gets
@@ -427,7 +448,7 @@ int main(int argc, char **argv) {
                          d, h, S, causal ? "true" : "false", th, t * 1e3, gf, g_peak[th] > 0 ? 100 * gf / g_peak[th] : 0);
                     bool target_shape = d == 128 && S == 4096 && causal;
                     if (have_ggml && (target_shape || S <= 2048)) {
-                        double tg = time_ggml(&gg, h, S, S, d, causal, th, GGML_F32);
+                        double tg = time_ggml(&gg, h, h, S, S, d, causal, th, GGML_F32, false);
                         emit("{\"bench\": \"prefill\", \"impl\": \"ggml\", \"kv\": \"f32\", \"d\": %d, \"heads\": %d, \"seq\": %d, "
                              "\"causal\": %s, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, \"attnc_speedup\": %.2f}",
                              d, h, S, causal ? "true" : "false", th, tg * 1e3, fl / tg / 1e9, tg / t);
@@ -472,8 +493,11 @@ int main(int argc, char **argv) {
         spec_free(&s);
     }
 
-    /* Decode: one token against 32k keys, Llama-3-8B shapes (32 q heads, 8 kv heads, d 128). */
-    const char *dtypes[2] = { "f32", "bf16" };
+    /* Decode: one token against 32k keys, Llama-3-8B shapes (32 q heads, 8 kv heads, d 128),
+     * K and V in two layouts: token-major [seq][heads][d] (a KV cache's, attnc's default)
+     * and head-major [heads][seq][d] (ggml's contiguous tensor). ggml runs both too, so
+     * each ratio compares one layout. */
+    const char *dtypes[2] = { "f32", "bf16" }, *layouts[2] = { "token_major", "head_major" };
     bool decode = !only || !strcmp(only, "decode");
     /* Read probe for the decode rows: as many bytes as fp32 K and V. */
     long probe_n = decode ? 8L * 32768 * 256 : 0;
@@ -492,38 +516,46 @@ int main(int argc, char **argv) {
         bufs b;
         bufs_make(&b, k, 1, 1, SK);
         double bytes = 1.0 * 8 * SK * (128 + 128) * (dt ? 2 : 4);
-        for (int th = 1; th <= max_threads; th++) {
-            /* Memory bandwidth on a shared machine drifts by tens of percent within a
-             * minute, so the kernel and the read probe take turns, best of each. */
-            double t = 1e30, bw = 0;
-            for (int round = 0; round < (quick ? 2 : 6); round++) {
-                double tr = time_launch(ck, k, th, 1, 1, SK, &b, 0.3);
-                if (tr > 0 && tr < t) t = tr;
+        for (int lay = 0; lay < 2; lay++) {
+            if (lay) bufs_head_major(&b);
+            for (int th = 1; th <= max_threads; th++) {
+                /* Memory bandwidth on a shared machine drifts by tens of percent within a
+                 * minute, so the kernel and the read probe take turns, best of each. */
+                double t = 1e30, bw = 0;
+                for (int round = 0; round < (quick ? 2 : 6); round++) {
+                    double tr = time_launch(ck, k, th, 1, 1, SK, &b, 0.3);
+                    if (tr > 0 && tr < t) t = tr;
 #ifndef NO_PEAK
-                double g = read_bw_once(probe, probe_n, th, 1);
-                if (g > bw) bw = g;
+                    double g = read_bw_once(probe, probe_n, th, 1);
+                    if (g > bw) bw = g;
 #endif
+                }
+                double gb = bytes / t / 1e9;
+                emit("{\"bench\": \"decode\", \"impl\": \"attnc\", \"dtype\": \"%s\", \"layout\": \"%s\", \"heads_q\": 32, "
+                     "\"heads_kv\": 8, \"d\": 128, \"seq_k\": %lld, \"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f, "
+                     "\"read_bw_interleaved\": %.1f, \"pct_read_bw\": %.1f}",
+                     dtypes[dt], layouts[lay], (long long)SK, th, t * 1e3, gb, bw, bw > 0 ? 100 * gb / bw : 0);
             }
-            double gb = bytes / t / 1e9;
-            emit("{\"bench\": \"decode\", \"impl\": \"attnc\", \"dtype\": \"%s\", \"heads_q\": 32, \"heads_kv\": 8, \"d\": 128, "
-                 "\"seq_k\": %lld, \"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f, \"read_bw_interleaved\": %.1f, "
-                 "\"pct_read_bw\": %.1f}",
-                 dtypes[dt], (long long)SK, th, t * 1e3, gb, bw, bw > 0 ? 100 * gb / bw : 0);
         }
         bufs_free(&b);
         cpu_compiled_free(ck);
         spec_free(&s);
     }
     if (have_ggml && decode) {
-        /* ggml decode for reference: its GQA maps heads per row; here MHA 8 heads of the
-         * same bytes (one q head per kv head), f16 and f32 K/V. */
+        /* ggml decode: the same work (32 q heads over 8 kv heads; ggml runs each q head on
+         * its own, reading its kv head's K/V again) and, as a bandwidth reference, MHA 8
+         * heads (the same bytes, a quarter of the FLOPs), f16 and f32 K/V. */
         for (int kvt = 0; kvt < 2; kvt++)
-            for (int th = 1; th <= max_threads; th++) {
-                double t = time_ggml(&gg, 8, 1, 32768, 128, false, th, kvt ? GGML_F16 : GGML_F32);
-                double bytes = 8.0 * 32768 * 256 * (kvt ? 2 : 4);
-                emit("{\"bench\": \"decode\", \"impl\": \"ggml\", \"kv\": \"%s\", \"heads\": 8, \"d\": 128, \"seq_k\": 32768, "
-                     "\"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f}", kvt ? "f16" : "f32", th, t * 1e3, bytes / t / 1e9);
-            }
+            for (int hq = 32; hq >= 8; hq -= 24)
+                for (int lay = 0; lay < 2; lay++)
+                    for (int th = 1; th <= max_threads; th++) {
+                        double t = time_ggml(&gg, hq, 8, 1, 32768, 128, false, th, kvt ? GGML_F16 : GGML_F32, lay == 0);
+                        double bytes = 8.0 * 32768 * 256 * (kvt ? 2 : 4);
+                        emit("{\"bench\": \"decode\", \"impl\": \"ggml\", \"kv\": \"%s\", \"layout\": \"%s\", "
+                             "\"heads_q\": %d, \"heads_kv\": 8, \"d\": 128, \"seq_k\": 32768, \"threads\": %d, \"ms\": %.3f, "
+                             "\"gbps\": %.1f}",
+                             kvt ? "f16" : "f32", layouts[lay], hq, th, t * 1e3, bytes / t / 1e9);
+                    }
     }
     free(probe);
     if (g_out) fclose(g_out);

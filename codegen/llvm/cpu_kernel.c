@@ -15,7 +15,8 @@
  * within a head (bottom-right causal work grows with the q-block), handed out one at a
  * time by the pool's atomic counter. Prefill items hold one kv head; an item with a
  * single q-block (decode) holds every kv head of its key range, so K/V are read as
- * the contiguous [tokens][heads][d] memory they are. Per item: stage Q^T (dtype
+ * the contiguous [tokens][heads][d] memory they are (one head again when K is given
+ * head-major: then each head is the contiguous stream). Per item: stage Q^T (dtype
  * conversion, scale * log2 e, RoPE) into per-thread scratch; for each key block of
  * Bc = 96 keys (restricted to the mask band) stage K/V (fp32 rows: conversion, RoPE,
  * and no 2^n strides), then for each panel of rows run the S micro-kernel (KT keys x RV
@@ -373,9 +374,14 @@ static void emit_plan(kgen *g) {
     LLVMValueRef nq = cdiv(g, SQ, I(g, g->Br));
     LLVMValueRef nkb = cdiv(g, SK, I(g, g->Bc));
     LLVMValueRef base = mul(g, mul(g, B, I(g, g->HKV)), nq);
-    /* One q-block (decode): an item takes every kv head of its key range, so K and V are
-     * read as contiguous [tokens][heads][d] memory instead of one row per page per head. */
-    LLVMValueRef HG = sel(g, icmp(g, LLVMIntEQ, nq, I(g, 1)), I(g, g->HKV), I(g, 1));
+    /* One q-block (decode) on token-major K/V ([tokens][heads][d], the default): an item
+     * takes every kv head of its key range, so K and V are read as the contiguous memory
+     * they are instead of one row per page per head. When K's tokens are closer together
+     * than its heads (head-major), each head is the contiguous stream: one per item. */
+    LLVMValueRef ks_tok = slot_raw_stride(g, A, g->abi.k, 1), ks_head = slot_raw_stride(g, A, g->abi.k, 2);
+    LLVMValueRef head_major = icmp(g, LLVMIntSLT, ks_tok, ks_head);
+    LLVMValueRef HG = sel(g, LLVMBuildAnd(BLD, icmp(g, LLVMIntEQ, nq, I(g, 1)), LLVMBuildNot(BLD, head_major, ""), ""),
+                          I(g, g->HKV), I(g, 1));
     LLVMValueRef units = sdiv(g, base, HG);
     /* Split keys only when there are too few items for the threads (decode): at least
      * four items per thread, chunks of at least four blocks. */

@@ -172,6 +172,49 @@ static void strided_views(launch_case *lc) {
     }
 }
 
+/* K and V head-major: [b, h, s, d] buffers holding the same values, viewed as [b, s, h, d]
+ * (decode then gives each kv head its own work item). The interpreter keeps reading the
+ * contiguous originals. */
+static void head_major_kv(launch_case *lc) {
+    for (int i = 0; i < lc->n; i++) {
+        attnc_tensor *t = &lc->t[i];
+        if (strcmp(t->name, "k") && strcmp(t->name, "v")) continue;
+        int64_t B = t->shape[0], S = t->shape[1], H = t->shape[2], D = t->shape[3];
+        size_t es = (size_t)attnc_dtype_size(t->dtype);
+        char *buf = case_alloc(lc, (size_t)(B * S * H * D) * es);
+        const char *src = t->data;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t s = 0; s < S; s++)
+                for (int64_t h = 0; h < H; h++)
+                    memcpy(buf + (size_t)(((b * H + h) * S + s) * D) * es, src + (size_t)(((b * S + s) * H + h) * D) * es,
+                           (size_t)D * es);
+        t->strides[3] = 1; t->strides[2] = S * D; t->strides[1] = D; t->strides[0] = H * S * D;
+        t->data = buf;
+    }
+}
+
+static void test_head_major_kv(void) {
+    static const int64_t sh[][3] = { { 1, 1, 5000 }, { 2, 1, 777 }, { 1, 1, 65 }, { 1, 33, 100 } };
+    const char *specs[] = {
+        "kernel t { heads q = 8, kv = 2\n dims 64\n mask causal }",
+        "kernel t { heads q = 8, kv = 2\n dims 64\n dtype bf16\n mask causal }",
+        "kernel t { heads q = 8, kv = 2\n dims 32\n rope half\n mask causal }",
+        "kernel t { heads q = 16, kv = 2\n dims qk = 40, v = 24\n mask sliding_window(300) }",
+    };
+    for (int i = 0; i < N(specs); i++) {
+        spec_file sf;
+        bool ok = spec_load(&sf, NULL, specs[i]);
+        CHECK_MSG(ok, "%s: spec does not compile", specs[i]);
+        if (!ok) continue;
+        /* bf16 outputs are rounded to bf16: 2e-2, as for the other bf16 cases. */
+        double tol = sf.m->kernels[0]->dtype == IR_BF16 ? 2e-2 : 1e-5;
+        for (int s = 0; s < N(sh); s++)
+            check_case(specs[i], sf.m->kernels[0], sh[s][0], sh[s][1], sh[s][2], MANY_THREADS, N(MANY_THREADS),
+                       head_major_kv, tol);
+        spec_free(&sf);
+    }
+}
+
 static void test_strides(void) {
     static const int64_t sh[][3] = { { 2, 17, 33 }, { 1, 1, 300 }, { 1, 100, 100 } };
     spec_cases("strided views", "kernel t { heads q = 4, kv = 2\n dims qk = 24, v = 16\n mask causal }", sh, N(sh),
@@ -340,6 +383,7 @@ int main(void) {
     test_shapes();
     test_threads_and_splits();
     test_strides();
+    test_head_major_kv();
     test_rope();
     test_expressions();
     test_dtypes_and_outputs();
