@@ -494,7 +494,7 @@ static LLVMValueRef inv_freq_at(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMVa
         planned = LLVMBuildFDiv(BLD, cg_f64(c, 1.0), cg_call_intrinsic(c, "llvm.pow", &ft, 1, pb, 2), "");
     } else {
         LLVMValueRef idx[2] = { I(g, 0), j };
-        LLVMValueRef p = LLVMBuildInBoundsGEP2(BLD, LLVMGetElementType(LLVMTypeOf(g->g_inv_freq)), g->g_inv_freq, idx, 2, "");
+        LLVMValueRef p = LLVMBuildInBoundsGEP2(BLD, LLVMGlobalGetValueType(g->g_inv_freq), g->g_inv_freq, idx, 2, "");
         planned = cg_load(c, c->t_f64, p, 8);
     }
     LLVMValueRef have = LLVMBuildIsNotNull(BLD, given, "");
@@ -573,7 +573,7 @@ static void emit_table(kgen *g) {
     LLVMValueRef p = posd[0];
     if (g->n_axes > 1) {
         LLVMValueRef idx[2] = { I(g, 0), L.iv };
-        LLVMValueRef ax = cg_load(c, c->t_i32, LLVMBuildInBoundsGEP2(BLD, LLVMGetElementType(LLVMTypeOf(g->g_pair_axis)), g->g_pair_axis, idx, 2, ""), 4);
+        LLVMValueRef ax = cg_load(c, c->t_i32, LLVMBuildInBoundsGEP2(BLD, LLVMGlobalGetValueType(g->g_pair_axis), g->g_pair_axis, idx, 2, ""), 4);
         for (int a = 1; a < g->n_axes; a++) p = sel(g, icmp(g, LLVMIntEQ, ax, cg_i32(c, a)), posd[a], p);
     }
     LLVMValueRef th = inv_freq_at(g, A, PL, L.iv);
@@ -1385,7 +1385,7 @@ static void store_row_output(kgen *g, LLVMValueRef A, LLVMValueRef S, LLVMValueR
 }
 
 static void call_void(kgen *g, LLVMValueRef fn, LLVMValueRef *args, int n) {
-    LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(fn)), fn, args, (unsigned)n, "");
+    LLVMBuildCall2(BLD, LLVMGlobalGetValueType(fn), fn, args, (unsigned)n, "");
 }
 
 static void do_panel(kgen *g, int variant, LLVMValueRef *sargs, LLVMValueRef r0, LLVMValueRef Rv, LLVMValueRef pos0,
@@ -2095,7 +2095,7 @@ static void emit_exports(kgen *g) {
         LLVMPositionBuilderAtEnd(BLD, check);
         LLVMBuildCondBr(BLD, icmp(g, LLVMIntSLT, cg_load(c, c->t_i64, wbf, 8), need), fail_ws, run);
         LLVMPositionBuilderAtEnd(BLD, own);
-        LLVMValueRef mem = LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(g->f_malloc)), g->f_malloc,
+        LLVMValueRef mem = LLVMBuildCall2(BLD, LLVMGlobalGetValueType(g->f_malloc), g->f_malloc,
                                           (LLVMValueRef[]){ add(g, need, I(g, 64)) }, 1, "");
         LLVMBasicBlockRef own_ok = cg_block(c, "alloc_ok");
         LLVMBuildCondBr(BLD, LLVMBuildIsNull(BLD, mem, ""), fail_ws, own_ok);
@@ -2119,7 +2119,7 @@ static void emit_exports(kgen *g) {
         LLVMPositionBuilderAtEnd(BLD, do_free);
         cg_store(c, LLVMConstNull(c->t_pi8), wsf, 8);
         cg_store(c, I(g, 0), wbf, 8);
-        LLVMBuildCall2(BLD, LLVMGetElementType(LLVMTypeOf(g->f_free)), g->f_free, &owned, 1, "");
+        LLVMBuildCall2(BLD, LLVMGlobalGetValueType(g->f_free), g->f_free, &owned, 1, "");
         LLVMBuildBr(BLD, done);
         LLVMPositionBuilderAtEnd(BLD, done);
         LLVMBuildRet(BLD, cg_i32(c, CPU_OK));

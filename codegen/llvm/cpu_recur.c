@@ -379,7 +379,7 @@ static LLVMValueRef emit_scan_fn(rgen *g, bool literal) {
 }
 
 static void call(rgen *g, LLVMValueRef fn, LLVMValueRef *args, int n) {
-    LLVMBuildCall2(RB(g), LLVMGetElementType(LLVMTypeOf(fn)), fn, args, (unsigned)n, "");
+    LLVMBuildCall2(RB(g), LLVMGlobalGetValueType(fn), fn, args, (unsigned)n, "");
 }
 
 /* A pointer offset that may start from NULL (selected away then): no inbounds. */

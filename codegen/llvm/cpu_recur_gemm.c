@@ -154,5 +154,5 @@ void rg_gemm(rgen *g, const rg_gemm_spec *s) {
     LLVMBuildRetVoid(RB(g));
     c->fn = caller;
     LLVMPositionBuilderAtEnd(RB(g), back);
-    LLVMBuildCall2(RB(g), LLVMGetElementType(LLVMTypeOf(fn)), fn, av, NP, "");
+    LLVMBuildCall2(RB(g), LLVMGlobalGetValueType(fn), fn, av, NP, "");
 }
