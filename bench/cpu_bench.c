@@ -545,10 +545,12 @@ int main(int argc, char **argv) {
         /* ggml decode: the same work (32 q heads over 8 kv heads; ggml runs each q head on
          * its own, reading its kv head's K/V again) and, as a bandwidth reference, MHA 8
          * heads (the same bytes, a quarter of the FLOPs), f16 and f32 K/V. */
+        static const int q_heads[2] = { 32, 8 };
         for (int kvt = 0; kvt < 2; kvt++)
-            for (int hq = 32; hq >= 8; hq -= 24)
+            for (int qi = 0; qi < 2; qi++)
                 for (int lay = 0; lay < 2; lay++)
                     for (int th = 1; th <= max_threads; th++) {
+                        int hq = q_heads[qi];
                         double t = time_ggml(&gg, hq, 8, 1, 32768, 128, false, th, kvt ? GGML_F16 : GGML_F32, lay == 0);
                         double bytes = 8.0 * 32768 * 256 * (kvt ? 2 : 4);
                         emit("{\"bench\": \"decode\", \"impl\": \"ggml\", \"kv\": \"%s\", \"layout\": \"%s\", "
