@@ -48,17 +48,35 @@ static void check_case(const char *what, ir_kernel *k, int64_t b, int64_t sq, in
 static const int DEFAULT_THREADS[] = { 0 };
 static const int MANY_THREADS[] = { 1, 2, 3, 8 };
 
-/* Compiles a one-kernel spec and runs the shapes. */
+/* The module's paths depend on the spec's phase (a prefill kernel has no packed decode
+ * path, a decode kernel with packing no wide panels), so every case runs in both: phase
+ * 0 is the spec as written, phase 1 the same kernel declared `phase decode` (NULL where
+ * the spec already names a phase). */
+static const char *spec_phase(const char *spec, int phase, char *buf, size_t n) {
+    if (phase == 0) return spec;
+    const char *close = strrchr(spec, '}');
+    if (strstr(spec, "phase") || !close || (size_t)(close - spec) + 16 > n) return NULL;
+    snprintf(buf, n, "%.*s\n phase decode }", (int)(close - spec), spec);
+    return buf;
+}
+
+/* Compiles a one-kernel spec (in both phases) and runs the shapes. */
 static void spec_cases(const char *what, const char *spec, const int64_t (*shapes)[3], int n_shapes,
                        const int *threads, int n_threads, tweak_fn tweak) {
-    spec_file sf;
-    bool ok = spec_load(&sf, NULL, spec);
-    CHECK_MSG(ok, "%s: spec does not compile", what);
-    if (ok) {
-        for (int i = 0; i < n_shapes; i++)
-            check_case(what, sf.m->kernels[0], shapes[i][0], shapes[i][1], shapes[i][2], threads, n_threads, tweak, 1e-5);
+    char buf[1024];
+    for (int ph = 0; ph < 2; ph++) {
+        const char *text = spec_phase(spec, ph, buf, sizeof buf);
+        if (!text) continue;
+        spec_file sf;
+        bool ok = spec_load(&sf, NULL, text);
+        CHECK_MSG(ok, "%s: spec does not compile", text);
+        if (ok) {
+            for (int i = 0; i < n_shapes; i++)
+                check_case(ph ? text : what, sf.m->kernels[0], shapes[i][0], shapes[i][1], shapes[i][2], threads,
+                           n_threads, tweak, 1e-5);
+        }
+        spec_free(&sf);
     }
-    spec_free(&sf);
 }
 
 #define N(a) ((int)(sizeof(a) / sizeof *(a)))
@@ -201,15 +219,17 @@ static void test_head_major_kv(void) {
         "kernel t { heads q = 8, kv = 2\n dims 32\n rope half\n mask causal }",
         "kernel t { heads q = 16, kv = 2\n dims qk = 40, v = 24\n mask sliding_window(300) }",
     };
-    for (int i = 0; i < N(specs); i++) {
+    char buf[1024];
+    for (int i = 0; i < 2 * N(specs); i++) {
+        const char *text = spec_phase(specs[i / 2], i % 2, buf, sizeof buf);
         spec_file sf;
-        bool ok = spec_load(&sf, NULL, specs[i]);
-        CHECK_MSG(ok, "%s: spec does not compile", specs[i]);
+        bool ok = text && spec_load(&sf, NULL, text);
+        CHECK_MSG(ok, "%s: spec does not compile", specs[i / 2]);
         if (!ok) continue;
         /* bf16 outputs are rounded to bf16: 2e-2, as for the other bf16 cases. */
         double tol = sf.m->kernels[0]->dtype == IR_BF16 ? 2e-2 : 1e-5;
         for (int s = 0; s < N(sh); s++)
-            check_case(specs[i], sf.m->kernels[0], sh[s][0], sh[s][1], sh[s][2], MANY_THREADS, N(MANY_THREADS),
+            check_case(text, sf.m->kernels[0], sh[s][0], sh[s][1], sh[s][2], MANY_THREADS, N(MANY_THREADS),
                        head_major_kv, tol);
         spec_free(&sf);
     }
@@ -311,9 +331,11 @@ static void test_sse_target(void) {
         "kernel t { heads q = 1, kv = 1\n dims 20\n score softcap(score, 3)\n mask sliding_window(40) }",
         "kernel t { heads q = 8, kv = 1\n latent rank = 16, rope = 8\n scale 0.3\n rope interleaved\n mask causal }",
     };
-    for (int i = 0; i < N(specs); i++) {
+    char buf[1024];
+    for (int i = 0; i < 2 * N(specs); i++) {
+        const char *text = spec_phase(specs[i / 2], i % 2, buf, sizeof buf);
         spec_file sf;
-        if (!spec_load(&sf, NULL, specs[i])) continue;
+        if (!text || !spec_load(&sf, NULL, text)) continue;
         ir_kernel *k = sf.m->kernels[0];
         cpu_compiled *ck = cpu_compile_for(k, &sse, NULL, err, sizeof err);
         CHECK_MSG(ck != NULL, "SSE compile: %s", err);
@@ -324,7 +346,7 @@ static void test_sse_target(void) {
             CHECK_MSG(cpu_launch(ck, k, 2, sh[s][0], sh[s][1], sh[s][2], lc.t, lc.n, err, sizeof err), "%s", err);
             double lse_err, e = case_compare(&lc, &lse_err);
             n_cases++;
-            CHECK_MSG(e <= 1e-5 && lse_err <= 1e-5, "SSE %s shape %d: o error %.3g, lse error %.3g", specs[i], s, e, lse_err);
+            CHECK_MSG(e <= 1e-5 && lse_err <= 1e-5, "SSE %s shape %d: o error %.3g, lse error %.3g", text, s, e, lse_err);
             case_free(&lc);
         }
         cpu_compiled_free(ck);
