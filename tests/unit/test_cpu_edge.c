@@ -50,31 +50,37 @@ static const int MANY_THREADS[] = { 1, 2, 3, 8 };
 
 /* The module's paths depend on the spec's phase (a prefill kernel has no packed decode
  * path, a decode kernel with packing no wide panels), so every case runs in both: phase
- * 0 is the spec as written, phase 1 the same kernel declared `phase decode` (NULL where
- * the spec already names a phase). */
-static const char *spec_phase(const char *spec, int phase, char *buf, size_t n) {
-    if (phase == 0) return spec;
-    const char *close = strrchr(spec, '}');
-    if (strstr(spec, "phase") || !close || (size_t)(close - spec) + 16 > n) return NULL;
-    snprintf(buf, n, "%.*s\n phase decode }", (int)(close - spec), spec);
-    return buf;
+ * 0 is the spec as written, phase 1 the same kernel declared `phase decode`. Loads the
+ * one-kernel spec in that phase; false when there is nothing to run (the spec already
+ * names a phase, or it does not compile, which fails the test). */
+enum { N_PHASES = 2 };
+static const char *const PHASE_LABEL[N_PHASES] = { "", " [as phase decode]" };
+
+static bool spec_load_phase(spec_file *sf, const char *spec, int phase) {
+    char buf[1024];
+    const char *text = spec, *close = strrchr(spec, '}');
+    if (phase == 1) {
+        if (strstr(spec, "phase") || !close || (size_t)(close - spec) + 16 > sizeof buf) return false;
+        snprintf(buf, sizeof buf, "%.*s\n phase decode }", (int)(close - spec), spec);
+        text = buf;
+    }
+    bool ok = spec_load(sf, NULL, text);
+    CHECK_MSG(ok, "%s: spec does not compile", text);
+    if (!ok) spec_free(sf);
+    return ok;
 }
 
 /* Compiles a one-kernel spec (in both phases) and runs the shapes. */
 static void spec_cases(const char *what, const char *spec, const int64_t (*shapes)[3], int n_shapes,
                        const int *threads, int n_threads, tweak_fn tweak) {
-    char buf[1024];
-    for (int ph = 0; ph < 2; ph++) {
-        const char *text = spec_phase(spec, ph, buf, sizeof buf);
-        if (!text) continue;
+    for (int ph = 0; ph < N_PHASES; ph++) {
         spec_file sf;
-        bool ok = spec_load(&sf, NULL, text);
-        CHECK_MSG(ok, "%s: spec does not compile", text);
-        if (ok) {
-            for (int i = 0; i < n_shapes; i++)
-                check_case(ph ? text : what, sf.m->kernels[0], shapes[i][0], shapes[i][1], shapes[i][2], threads,
-                           n_threads, tweak, 1e-5);
-        }
+        if (!spec_load_phase(&sf, spec, ph)) continue;
+        char label[512];
+        snprintf(label, sizeof label, "%s%s", what, PHASE_LABEL[ph]);
+        for (int i = 0; i < n_shapes; i++)
+            check_case(label, sf.m->kernels[0], shapes[i][0], shapes[i][1], shapes[i][2], threads, n_threads, tweak,
+                       1e-5);
         spec_free(&sf);
     }
 }
@@ -219,17 +225,15 @@ static void test_head_major_kv(void) {
         "kernel t { heads q = 8, kv = 2\n dims 32\n rope half\n mask causal }",
         "kernel t { heads q = 16, kv = 2\n dims qk = 40, v = 24\n mask sliding_window(300) }",
     };
-    char buf[1024];
-    for (int i = 0; i < 2 * N(specs); i++) {
-        const char *text = spec_phase(specs[i / 2], i % 2, buf, sizeof buf);
+    for (int i = 0; i < N_PHASES * N(specs); i++) {
         spec_file sf;
-        bool ok = text && spec_load(&sf, NULL, text);
-        CHECK_MSG(ok, "%s: spec does not compile", specs[i / 2]);
-        if (!ok) continue;
+        if (!spec_load_phase(&sf, specs[i / N_PHASES], i % N_PHASES)) continue;
+        char label[512];
+        snprintf(label, sizeof label, "%s%s", specs[i / N_PHASES], PHASE_LABEL[i % N_PHASES]);
         /* bf16 outputs are rounded to bf16: 2e-2, as for the other bf16 cases. */
         double tol = sf.m->kernels[0]->dtype == IR_BF16 ? 2e-2 : 1e-5;
         for (int s = 0; s < N(sh); s++)
-            check_case(text, sf.m->kernels[0], sh[s][0], sh[s][1], sh[s][2], MANY_THREADS, N(MANY_THREADS),
+            check_case(label, sf.m->kernels[0], sh[s][0], sh[s][1], sh[s][2], MANY_THREADS, N(MANY_THREADS),
                        head_major_kv, tol);
         spec_free(&sf);
     }
@@ -331,11 +335,9 @@ static void test_sse_target(void) {
         "kernel t { heads q = 1, kv = 1\n dims 20\n score softcap(score, 3)\n mask sliding_window(40) }",
         "kernel t { heads q = 8, kv = 1\n latent rank = 16, rope = 8\n scale 0.3\n rope interleaved\n mask causal }",
     };
-    char buf[1024];
-    for (int i = 0; i < 2 * N(specs); i++) {
-        const char *text = spec_phase(specs[i / 2], i % 2, buf, sizeof buf);
+    for (int i = 0; i < N_PHASES * N(specs); i++) {
         spec_file sf;
-        if (!text || !spec_load(&sf, NULL, text)) continue;
+        if (!spec_load_phase(&sf, specs[i / N_PHASES], i % N_PHASES)) continue;
         ir_kernel *k = sf.m->kernels[0];
         cpu_compiled *ck = cpu_compile_for(k, &sse, NULL, err, sizeof err);
         CHECK_MSG(ck != NULL, "SSE compile: %s", err);
@@ -346,7 +348,8 @@ static void test_sse_target(void) {
             CHECK_MSG(cpu_launch(ck, k, 2, sh[s][0], sh[s][1], sh[s][2], lc.t, lc.n, err, sizeof err), "%s", err);
             double lse_err, e = case_compare(&lc, &lse_err);
             n_cases++;
-            CHECK_MSG(e <= 1e-5 && lse_err <= 1e-5, "SSE %s shape %d: o error %.3g, lse error %.3g", text, s, e, lse_err);
+            CHECK_MSG(e <= 1e-5 && lse_err <= 1e-5, "SSE %s%s shape %d: o error %.3g, lse error %.3g", specs[i / N_PHASES],
+                      PHASE_LABEL[i % N_PHASES], s, e, lse_err);
             case_free(&lc);
         }
         cpu_compiled_free(ck);
