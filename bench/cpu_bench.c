@@ -6,7 +6,8 @@
  *                        mean number of visible keys (causal: (s+1)/2), for attnc, an
  *                        unfused baseline (Q K^T, softmax, P V as three loop nests) and
  *                        ggml's CPU flash attention (when --ggml DIR names a build of ggml)
- *   prefill_modifier     the same for a causal prefill with Gemma-2's softcap (seq 2048)
+ *   prefill_modifier     the same for a causal prefill (seq 2048) with a score modifier:
+ *                        Gemma-2's softcap and BLOOM's ALiBi
  *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys,
  *                        K/V token-major (a KV cache) and head-major, for attnc and ggml
  * Usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]
@@ -466,31 +467,36 @@ int main(int argc, char **argv) {
             spec_free(&s);
         }
 
-    /* Prefill with a score modifier: Gemma-2's logit softcap (tanh on every score), the
-     * shape of the plain causal rows above at seq 2048, so the modifier's cost shows. */
+    /* Prefill with a score modifier, the shape of the plain causal rows above at seq 2048,
+     * so the modifier's cost shows: Gemma-2's logit softcap (tanh on every score) and
+     * BLOOM's ALiBi (a per-head slope, 2^(-8(h+1)/H), times the distance). */
     if (!only || !strcmp(only, "prefill") || !strcmp(only, "modifier")) {
-        const char *mod = "softcap(score, 50)";
-        int d = 128, h = 8, S = 2048;
-        char text[256];
-        snprintf(text, sizeof text, "kernel prefill_mod { heads q = %d, kv = %d\n dims %d\n score %s\n mask causal }", h,
-                 h, d, mod);
-        spec s;
-        ir_kernel *k = NULL;
-        cpu_compiled *ck = spec_jit(&s, text, &k);
-        if (!ck) return 1;
-        bufs b;
-        bufs_make(&b, k, 1, S, S);
-        double fl = flops_prefill(1, h, S, S, d, d, true);
-        for (int th = 1; th <= max_threads; th++) {
-            double t = time_launch(ck, k, th, 1, S, S, &b, quick ? 1.0 : 3.0);
-            double gf = fl / t / 1e9;
-            emit("{\"bench\": \"prefill_modifier\", \"impl\": \"attnc\", \"score\": \"%s\", \"d\": %d, \"heads\": %d, "
-                 "\"seq\": %d, \"causal\": true, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, \"pct_peak\": %.1f}",
-                 mod, d, h, S, th, t * 1e3, gf, g_peak[th] > 0 ? 100 * gf / g_peak[th] : 0);
+        const char *mods[2] = { "softcap(score, 50)", "score + alibi_slope(head) * (kv_idx - q_idx)" };
+        for (int mi = 0; mi < 2; mi++) {
+            const char *mod = mods[mi];
+            int d = 128, h = 8, S = 2048;
+            char text[256];
+            snprintf(text, sizeof text, "kernel prefill_mod { heads q = %d, kv = %d\n dims %d\n score %s\n mask causal }",
+                     h, h, d, mod);
+            spec s;
+            ir_kernel *k = NULL;
+            cpu_compiled *ck = spec_jit(&s, text, &k);
+            if (!ck) return 1;
+            bufs b;
+            bufs_make(&b, k, 1, S, S);
+            double fl = flops_prefill(1, h, S, S, d, d, true);
+            for (int th = 1; th <= max_threads; th++) {
+                double t = time_launch(ck, k, th, 1, S, S, &b, quick ? 1.0 : 3.0);
+                double gf = fl / t / 1e9;
+                emit("{\"bench\": \"prefill_modifier\", \"impl\": \"attnc\", \"score\": \"%s\", \"d\": %d, "
+                     "\"heads\": %d, \"seq\": %d, \"causal\": true, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, "
+                     "\"pct_peak\": %.1f}",
+                     mod, d, h, S, th, t * 1e3, gf, g_peak[th] > 0 ? 100 * gf / g_peak[th] : 0);
+            }
+            bufs_free(&b);
+            cpu_compiled_free(ck);
+            spec_free(&s);
         }
-        bufs_free(&b);
-        cpu_compiled_free(ck);
-        spec_free(&s);
     }
 
     /* Decode: one token against 32k keys, Llama-3-8B shapes (32 q heads, 8 kv heads, d 128),

@@ -932,21 +932,27 @@ typedef struct s_ctx {
     cg_env env;
 } s_ctx;
 
-/* Score epilogue of one tile: ReRoPE select, score modifier, mask (partial tiles), store
- * to S^T and running max. Returns the new maxima in mb. */
-static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMValueRef nk, LLVMValueRef k0,
-                       LLVMValueRef sT, LLVMValueRef *acc, LLVMValueRef *mb) {
+/* What one pass of the score epilogue does: all of it on the tile's accumulators, or, for
+ * a modifier that calls vector math per score (see emit_s_block), only the ReRoPE select
+ * and the store on the tile, then the rest row by row from S^T. */
+typedef enum epi_mode { EPI_ALL, EPI_RAW, EPI_FINISH } epi_mode;
+
+/* Score epilogue of KT rows from j0: ReRoPE select, score modifier, mask (partial tiles),
+ * store to S^T and running max (new maxima in mb). EPI_FINISH reads the scores from S^T. */
+static void s_epilogue(kgen *g, s_ctx *sc, epi_mode mode, bool partial, LLVMValueRef j0, LLVMValueRef nk,
+                       LLVMValueRef k0, LLVMValueRef sT, LLVMValueRef *acc, LLVMValueRef *mb) {
     cg *c = &g->c;
     const ir_kernel *k = g->k;
     LLVMValueRef ninf = cg_vf32(c, -INFINITY);
-    for (int kk = 0; kk < sc->KT; kk++) {
+    int KT = mode == EPI_FINISH ? 1 : sc->KT;
+    for (int kk = 0; kk < KT; kk++) {
         LLVMValueRef j = add(g, j0, I(g, kk));
         /* The key of each lane: one per tile row, or per lane in packed groups. */
         LLVMValueRef jk = sc->pack > 1 ? LLVMBuildAdd(BLD, cg_splat(c, mul(g, j, I(g, sc->pack))), sc->kvoff, "") : j;
         LLVMValueRef kv = sc->pack > 1 ? LLVMBuildAdd(BLD, cg_splat(c, k0), jk, "") : add(g, k0, j);
         LLVMValueRef srow = fptr(g, sT, mul(g, j, I(g, sc->RP)));
         LLVMValueRef kpos = NULL;
-        if (g->rerope) {
+        if (g->rerope && mode != EPI_FINISH) {
             if (g->explicit_pos) {
                 LLVMValueRef kc = imax(g, imin(g, kv, sub(g, sc->env.seq_k, I(g, 1))), I(g, 0));
                 LLVMValueRef p = cg_gep(c, c->t_i32, sc->pos_data, add(g, sc->kp_base, mul(g, kc, sc->kp_stride)));
@@ -957,11 +963,15 @@ static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMVa
         }
         for (int i = 0; i < sc->RV; i++) {
             LLVMValueRef sp = fptr(g, srow, I(g, (int64_t)i * g->W));
-            LLVMValueRef s = acc[kk * sc->RV + i];
-            if (g->rerope) {
+            LLVMValueRef s = mode == EPI_FINISH ? cg_vload(c, sp) : acc[kk * sc->RV + i];
+            if (kpos) {
                 LLVMValueRef rel = sub(g, sc->qpos[i], cg_splat(c, kpos));
                 LLVMValueRef inside = icmp(g, LLVMIntSLE, rel, cg_splat(c, I(g, k->rope.rerope_window)));
                 s = sel(g, inside, s, cg_vload(c, sp));
+            }
+            if (mode == EPI_RAW) {
+                cg_vstore(c, s, sp);
+                continue;
             }
             sc->env.var[IR_VAR_Q_IDX] = sc->qv[i];
             sc->env.var[IR_VAR_HEAD] = sc->hv[i];
@@ -983,6 +993,49 @@ static void s_epilogue(kgen *g, s_ctx *sc, bool partial, LLVMValueRef j0, LLVMVa
             mb[i] = cg_fmax(c, mb[i], s);
         }
     }
+}
+
+/* The epilogue for a tile's partial flag, masked or plain: a branch on the flag (uniform
+ * for the whole block) and both versions, maxima from mb_in joined into mb_out. */
+static void s_epilogue_split(kgen *g, s_ctx *sc, epi_mode mode, LLVMValueRef partial, LLVMValueRef j0,
+                             LLVMValueRef nk, LLVMValueRef k0, LLVMValueRef sT, LLVMValueRef *acc,
+                             LLVMValueRef *mb_in, LLVMValueRef *mb_out) {
+    cg *c = &g->c;
+    LLVMBasicBlockRef bm = cg_block(c, "masked"), bp = cg_block(c, "plain"), bj = cg_block(c, "scored");
+    LLVMBuildCondBr(BLD, partial, bm, bp);
+    LLVMValueRef mbm[8], mbp[8];
+    LLVMPositionBuilderAtEnd(BLD, bm);
+    memcpy(mbm, mb_in, sizeof(LLVMValueRef) * (size_t)sc->RV);
+    s_epilogue(g, sc, mode, true, j0, nk, k0, sT, acc, mbm);
+    LLVMBasicBlockRef bm_end = LLVMGetInsertBlock(BLD);
+    LLVMBuildBr(BLD, bj);
+    LLVMPositionBuilderAtEnd(BLD, bp);
+    memcpy(mbp, mb_in, sizeof(LLVMValueRef) * (size_t)sc->RV);
+    s_epilogue(g, sc, mode, false, j0, nk, k0, sT, acc, mbp);
+    LLVMBasicBlockRef bp_end = LLVMGetInsertBlock(BLD);
+    LLVMBuildBr(BLD, bj);
+    LLVMPositionBuilderAtEnd(BLD, bj);
+    for (int i = 0; i < sc->RV; i++) {
+        mb_out[i] = LLVMBuildPhi(BLD, c->t_vf, "");
+        LLVMValueRef vals[2] = { mbm[i], mbp[i] };
+        LLVMBasicBlockRef bbs[2] = { bm_end, bp_end };
+        LLVMAddIncoming(mb_out[i], vals, bbs, 2);
+    }
+}
+
+static bool uses_per_score(const ir_expr *e) { return uses_var(e, IR_VAR_SCORE) || uses_var(e, IR_VAR_KV_IDX); }
+
+/* Whether e calls exp, log, tanh or pow (tens of vector instructions each) on a value
+ * that changes from score to score. */
+static bool per_score_vmath(const ir_expr *e) {
+    if (!e) return false;
+    const ir_expr *y = e->n_args > 1 ? e->args[1] : NULL;
+    bool small_power = y && y->op == IR_CONST && y->value == floor(y->value) && fabs(y->value) <= 16;   /* products */
+    bool vmath = e->op == IR_EXP || e->op == IR_LOG || e->op == IR_TANH || (e->op == IR_POW && !small_power);
+    if (vmath && uses_per_score(e)) return true;
+    for (int i = 0; i < e->n_args; i++)
+        if (per_score_vmath(e->args[i])) return true;
+    return false;
 }
 
 enum { V_WIDE, V_NARROW, V_PACKED, V_DIRECT };
@@ -1138,7 +1191,13 @@ static void emit_s_block(kgen *g, int variant) {
     LLVMValueRef mb0[8];
     for (int i = 0; i < sc.RV; i++) mb0[i] = cg_vf32(c, -INFINITY);
     cg_loop T;
-    cg_loop_begin(c, &T, I(g, 0), nkpad, I(g, sc.KT), sc.RV, mb0);
+    /* A modifier that calls vector math per score (not just per head, like ALiBi's
+     * slope, which LLVM hoists) is applied in a loop over the rows of S^T instead of on
+     * the tile: unrolled over a tile's KT x RV vectors, twice (masked and plain), it
+     * doubled the S micro-kernel and its JIT time (gemma2's softcap). The price is one
+     * more load and store per score vector. */
+    bool roll = per_score_vmath(k->score_mod);
+    cg_loop_begin(c, &T, I(g, 0), nkpad, I(g, sc.KT), roll ? 0 : sc.RV, roll ? NULL : mb0);
     LLVMValueRef j0 = T.iv;
     LLVMValueRef rows[32], rows2[32];
     (void)krs;
@@ -1163,30 +1222,22 @@ static void emit_s_block(kgen *g, int variant) {
     } else {
         s_tile_dot(g, sc.KT, sc.RV, sc.pack, rows, qT, acc);
     }
-    LLVMBasicBlockRef bm = cg_block(c, "masked"), bp = cg_block(c, "plain"), bj = cg_block(c, "scored");
-    LLVMBuildCondBr(BLD, partial, bm, bp);
-    LLVMValueRef mbm[8], mbp[8];
-    LLVMPositionBuilderAtEnd(BLD, bm);
-    memcpy(mbm, T.carried, sizeof(LLVMValueRef) * (size_t)sc.RV);
-    s_epilogue(g, &sc, true, j0, nk, k0, sT, acc, mbm);
-    LLVMBasicBlockRef bm_end = LLVMGetInsertBlock(BLD);
-    LLVMBuildBr(BLD, bj);
-    LLVMPositionBuilderAtEnd(BLD, bp);
-    memcpy(mbp, T.carried, sizeof(LLVMValueRef) * (size_t)sc.RV);
-    s_epilogue(g, &sc, false, j0, nk, k0, sT, acc, mbp);
-    LLVMBasicBlockRef bp_end = LLVMGetInsertBlock(BLD);
-    LLVMBuildBr(BLD, bj);
-    LLVMPositionBuilderAtEnd(BLD, bj);
-    LLVMValueRef mbn[8];
-    for (int i = 0; i < sc.RV; i++) {
-        mbn[i] = LLVMBuildPhi(BLD, c->t_vf, "");
-        LLVMValueRef vals[2] = { mbm[i], mbp[i] };
-        LLVMBasicBlockRef bbs[2] = { bm_end, bp_end };
-        LLVMAddIncoming(mbn[i], vals, bbs, 2);
-    }
-    cg_loop_end(c, &T, mbn);
     LLVMValueRef bmax[8];
-    memcpy(bmax, T.carried, sizeof(LLVMValueRef) * (size_t)sc.RV);
+    if (roll) {
+        s_epilogue(g, &sc, EPI_RAW, false, j0, nk, k0, sT, acc, NULL);
+        cg_loop_end(c, &T, NULL);
+        cg_loop F;
+        cg_loop_begin(c, &F, I(g, 0), nkpad, I(g, 1), sc.RV, mb0);
+        LLVMValueRef mbn[8];
+        s_epilogue_split(g, &sc, EPI_FINISH, partial, F.iv, nk, k0, sT, NULL, F.carried, mbn);
+        cg_loop_end(c, &F, mbn);
+        memcpy(bmax, F.carried, sizeof(LLVMValueRef) * (size_t)sc.RV);
+    } else {
+        LLVMValueRef mbn[8];
+        s_epilogue_split(g, &sc, EPI_ALL, partial, j0, nk, k0, sT, acc, T.carried, mbn);
+        cg_loop_end(c, &T, mbn);
+        memcpy(bmax, T.carried, sizeof(LLVMValueRef) * (size_t)sc.RV);
+    }
     if (direct) {
         /* One running max per row: fold the block maxima of its pack lanes. */
         for (int w = 1; w < sc.pack; w *= 2) {
