@@ -122,5 +122,8 @@ typedef struct cg_env {
 
 /* Emits e; the result is i1 / i64 / float, scalar or vector as the operands require. */
 LLVMValueRef cg_expr(cg *c, const ir_expr *e, const cg_env *env);
+/* Whether the node itself (not its operands) becomes vector math: exp, log, tanh, and pow
+ * other than by a small integral constant (tens of instructions each). */
+bool cg_expr_node_calls_vmath(const ir_expr *e);
 
 #endif

@@ -95,11 +95,18 @@ static bool const_int_value(const ir_expr *e, int64_t lo, int64_t hi, int64_t *o
     return true;
 }
 
+/* pow with a small integral constant exponent: products, like pow() is exact for them. */
+static bool small_power(const ir_expr *e, int64_t *n) { return const_int_value(e->args[1], -16, 16, n); }
+
+bool cg_expr_node_calls_vmath(const ir_expr *e) {
+    int64_t n;
+    return e->op == IR_EXP || e->op == IR_LOG || e->op == IR_TANH || (e->op == IR_POW && !small_power(e, &n));
+}
+
 static LLVMValueRef emit_pow(emitter *em, const ir_expr *e, LLVMValueRef x, LLVMValueRef y) {
     cg *c = em->c;
     int64_t n;
-    if (const_int_value(e->args[1], -16, 16, &n)) {
-        /* Small integral powers as products, like pow() is exact for them. */
+    if (small_power(e, &n)) {
         LLVMValueRef r = cg_like(c, x, cg_f32(c, 1.0)), base = x;
         for (int64_t m = n < 0 ? -n : n; m; m >>= 1) {
             if (m & 1) r = LLVMBuildFMul(c->b, r, base, "");

@@ -1029,10 +1029,7 @@ static bool uses_per_score(const ir_expr *e) { return uses_var(e, IR_VAR_SCORE) 
  * that changes from score to score. */
 static bool per_score_vmath(const ir_expr *e) {
     if (!e) return false;
-    const ir_expr *y = e->n_args > 1 ? e->args[1] : NULL;
-    bool small_power = y && y->op == IR_CONST && y->value == floor(y->value) && fabs(y->value) <= 16;   /* products */
-    bool vmath = e->op == IR_EXP || e->op == IR_LOG || e->op == IR_TANH || (e->op == IR_POW && !small_power);
-    if (vmath && uses_per_score(e)) return true;
+    if (cg_expr_node_calls_vmath(e) && uses_per_score(e)) return true;
     for (int i = 0; i < e->n_args; i++)
         if (per_score_vmath(e->args[i])) return true;
     return false;
