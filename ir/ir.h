@@ -125,6 +125,14 @@ typedef struct ir_rect {
     int64_t seq_q, seq_k;          /* the run's lengths */
 } ir_rect;
 
+/* The largest batch or sequence length a launch accepts (every backend checks it), so
+ * positions and shape products stay far inside int64. */
+#define IR_MAX_LENGTH INT64_C(0x7fffffff)
+
+/* Bounds of the int expression e over every launch (lengths <= IR_MAX_LENGTH, query heads
+ * below `heads`): false when none are known (e reads an input, or may exceed 2^52). */
+bool ir_expr_int_bounds(const ir_expr *e, int heads, int64_t *lo, int64_t *hi);
+
 /* Sound interval analysis: ALL_TRUE / ALL_FALSE only when that holds for every point of
  * the rectangle; MIXED otherwise (including whenever an input is read). A kernel without
  * a mask is ALL_TRUE everywhere. */

@@ -44,8 +44,6 @@ struct attnc_program {
     attnc_kernel **kernels;        /* [mod->n_kernels]: compiled on first lookup */
 };
 
-enum { MAX_LENGTH = 0x7fffffff };  /* batch and sequence lengths: keeps every shape product in int64 */
-
 /* ---------------------------------------------------------------- errors */
 
 static const char *const status_names[] = {
@@ -440,7 +438,7 @@ const char *attnc_kernel_name(const attnc_kernel *k) { return k ? k->ir->name : 
 int attnc_kernel_is_recurrence(const attnc_kernel *k) { return k && k->ir->family == IR_RECURRENCE; }
 
 static attnc_status check_lengths(const ir_kernel *k, int64_t batch, int64_t seq_q, int64_t seq_k, attnc_error *err) {
-    if (batch < 0 || seq_q < 0 || seq_k < 0 || batch > MAX_LENGTH || seq_q > MAX_LENGTH || seq_k > MAX_LENGTH)
+    if (batch < 0 || seq_q < 0 || seq_k < 0 || batch > IR_MAX_LENGTH || seq_q > IR_MAX_LENGTH || seq_k > IR_MAX_LENGTH)
         return api_fail(err, ATTNC_ERR_INVALID_ARGUMENT,
                         "kernel '%s': batch %lld, seq_q %lld, seq_k %lld: lengths must be in [0, 2^31)", k->name,
                         (long long)batch, (long long)seq_q, (long long)seq_k);

@@ -120,7 +120,7 @@ void cpu_write_header(const ir_kernel *k, const cpu_target *t, FILE *out) {
             " *\n"
             " * Simplest use: fill %s_args (sizes, tensors; leave workspace NULL) and call\n"
             " * %s(&a): it allocates its workspace, runs on the calling thread and returns 0, or\n"
-            " * 1 a required data pointer is NULL, 2 a negative size, 3 workspace too small or\n"
+            " * 1 a required data pointer is NULL, 2 a size outside [0, 2^31), 3 workspace too small or\n"
             " * out of memory, 4 explicit positions with seq_q > seq_k.\n"
             " * Threads: allocate %s_workspace_size(&a) bytes (64-byte aligned) for a.n_threads\n"
             " * threads, then for phase 0, 1, 2 in order run items [0, %s_num_items(&a, phase))\n"
@@ -508,8 +508,8 @@ enum { STACK_FREQS = 256 };
 
 bool cpu_launch(cpu_compiled *ck, const ir_kernel *k, int n_threads, int64_t batch, int64_t seq_q, int64_t seq_k,
                 attnc_tensor *tensors, int n_tensors, char *err, size_t errlen) {
-    if (batch < 0 || seq_q < 0 || seq_k < 0) {
-        snprintf(err, errlen, "batch and sequence lengths must be >= 0, got batch %lld, seq_q %lld, seq_k %lld",
+    if (batch < 0 || seq_q < 0 || seq_k < 0 || batch > IR_MAX_LENGTH || seq_q > IR_MAX_LENGTH || seq_k > IR_MAX_LENGTH) {
+        snprintf(err, errlen, "batch and sequence lengths must be in [0, 2^31), got batch %lld, seq_q %lld, seq_k %lld",
                  (long long)batch, (long long)seq_q, (long long)seq_k);
         return false;
     }

@@ -2138,10 +2138,11 @@ static void emit_exports(kgen *g) {
         LLVMBasicBlockRef c2 = cg_block(c, "sizes");
         LLVMBuildCondBr(BLD, any_null, fail_null, c2);
         LLVMPositionBuilderAtEnd(BLD, c2);
-        LLVMValueRef neg = LLVMConstInt(c->t_i1, 0, 0);
-        for (int f = 0; f < 3; f++) neg = LLVMBuildOr(BLD, neg, icmp(g, LLVMIntSLT, afield(g, A, f, c->t_i64), I(g, 0)), "");
+        LLVMValueRef bad_size = LLVMConstInt(c->t_i1, 0, 0);   /* outside [0, IR_MAX_LENGTH], as unsigned */
+        for (int f = 0; f < 3; f++)
+            bad_size = LLVMBuildOr(BLD, bad_size, icmp(g, LLVMIntUGT, afield(g, A, f, c->t_i64), I(g, IR_MAX_LENGTH)), "");
         LLVMBasicBlockRef c3 = cg_block(c, "positions");
-        LLVMBuildCondBr(BLD, neg, fail_size, c3);
+        LLVMBuildCondBr(BLD, bad_size, fail_size, c3);
         LLVMPositionBuilderAtEnd(BLD, c3);
         LLVMValueRef badpos = LLVMConstInt(c->t_i1, 0, 0);
         if (g->explicit_pos) badpos = icmp(g, LLVMIntSGT, afield(g, A, 1, c->t_i64), afield(g, A, 2, c->t_i64));

@@ -201,6 +201,11 @@ static float *frand(size_t n, double amp) {
         a.q.data = NULL;                                                                                         \
         a.workspace = NULL;                                                                                      \
         EXPECT(NAME(&a) == 1, #NAME ": a NULL q must give error 1");                                             \
+        a.q.data = qdata;                                                                                        \
+        a.seq_k = (int64_t)1 << 31;                                                                              \
+        EXPECT(NAME(&a) == 2, #NAME ": seq_k 2^31 must give error 2");                                           \
+        a.seq_k = SK; a.batch = -1;                                                                              \
+        EXPECT(NAME(&a) == 2, #NAME ": batch -1 must give error 2");                                             \
         free(ro);                                                                                                \
         free(rl);                                                                                                \
     } while (0)

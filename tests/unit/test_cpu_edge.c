@@ -378,6 +378,9 @@ static void test_validation(void) {
     CHECK_MSG(strstr(err, "'k'"), "message: %s", err);
     lc.t[1].shape[3] = 16;
     CHECK(!cpu_run(k, -1, 8, 8, lc.t, lc.n, err, sizeof err));
+    /* Positions are proved to fit the kernels' conversions only below 2^31. */
+    CHECK(!cpu_run(k, 1, 8, IR_MAX_LENGTH + 1, lc.t, lc.n, err, sizeof err));
+    CHECK_MSG(strstr(err, "2^31"), "message: %s", err);
     CHECK(cpu_run(k, 1, 8, 8, lc.t, lc.n, err, sizeof err));
     /* Zero lengths are valid: nothing to compute (seq_k = 0: every row masked). */
     launch_case z;

@@ -1,7 +1,8 @@
 /* The CPU backend's inline vector math (cpu_vmath.c) against libm in double precision:
  * each function is JIT-compiled on whole W-lane vectors and swept over its range,
  * including the special values a kernel can meet (-inf for masked scores, 0, inf, NaN).
- * Bounds are a few times the measured worst errors (see cpu_cg.h for the claims). */
+ * Bounds are a few times the measured worst errors (see cpu_cg.h for the claims). Also the
+ * expression emitter's int -> float conversion, which must round exactly like sitofp. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +14,21 @@
 #include "runtime/llvm/cpu_jit.h"
 
 typedef void (*vec_fn)(const float *x, const float *y, float *out);
+typedef void (*conv_fn)(const int64_t *q, int64_t kv, float *out);
 
 enum { F_EXP2_SOFTMAX, F_EXP2, F_EXP, F_LOG, F_TANH, F_POW, F_N };
 static const char *const NAMES[F_N] = { "exp2_softmax", "exp2", "exp", "log", "tanh", "pow" };
+static const char *const CONV_NAMES[2] = { "float_of_distance", "float_of_cube" };
 
 /* One function per vm_* routine: out[0..W) = f(x[0..W), y[0..W)). */
-static cpu_jit *build(cpu_target *t, vec_fn fns[F_N]) {
+static cpu_jit *build(cpu_target *t, vec_fn fns[F_N], conv_fn convs[2]) {
     char err[512];
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
     LLVMModuleRef m = LLVMModuleCreateWithNameInContext("vmath", ctx);
     ir_kernel dummy;
     memset(&dummy, 0, sizeof dummy);
+    dummy.heads_q = 1;
     cg c;
     cg_init(&c, ctx, m, t, &dummy);
     for (int f = 0; f < F_N; f++) {
@@ -43,6 +47,26 @@ static cpu_jit *build(cpu_target *t, vec_fn fns[F_N]) {
         cg_vstore(&c, r, LLVMGetParam(c.fn, 2));
         LLVMBuildRetVoid(c.b);
     }
+    /* float(q_idx - kv_idx), whose bounds are proved (the fast conversion on AVX2), and
+     * float(q_idx * q_idx * q_idx), whose bounds are not (sitofp). */
+    arena a;
+    arena_init(&a);
+    ir_expr *q = ir_var_ref(&a, IR_VAR_Q_IDX), *kv = ir_var_ref(&a, IR_VAR_KV_IDX);
+    ir_expr *conv[2] = { ir_unary(&a, IR_TO_FLOAT, ir_binary(&a, IR_SUB, q, kv)),
+                         ir_unary(&a, IR_TO_FLOAT, ir_binary(&a, IR_MUL, ir_binary(&a, IR_MUL, q, q), q)) };
+    for (int f = 0; f < 2; f++) {
+        LLVMTypeRef ps[3] = { LLVMPointerType(c.t_i64, 0), c.t_i64, c.t_pf32 };
+        c.fn = cg_function(&c, CONV_NAMES[f], c.t_void, ps, 3, true);
+        LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(ctx, c.fn, "entry"));
+        LLVMValueRef qp = cg_bitcast_ptr(&c, LLVMGetParam(c.fn, 0), LLVMPointerType(c.t_vi64, 0));
+        cg_env env;
+        memset(&env, 0, sizeof env);
+        env.var[IR_VAR_Q_IDX] = cg_load(&c, c.t_vi64, qp, 8);
+        env.var[IR_VAR_KV_IDX] = LLVMGetParam(c.fn, 1);
+        cg_vstore(&c, cg_expr(&c, conv[f], &env), LLVMGetParam(c.fn, 2));
+        LLVMBuildRetVoid(c.b);
+    }
+    arena_free(&a);
     cg_dispose(&c);
     CHECK(cpu_optimize_module(m, t, err, sizeof err));
     cpu_jit *j = cpu_jit_create(t, tsc, m, err, sizeof err);
@@ -51,7 +75,43 @@ static cpu_jit *build(cpu_target *t, vec_fn fns[F_N]) {
         fns[f] = (vec_fn)cpu_jit_lookup(j, NAMES[f], err, sizeof err);
         CHECK_MSG(fns[f] != NULL, "%s", err);
     }
+    for (int f = 0; j && f < 2; f++) {
+        convs[f] = (conv_fn)cpu_jit_lookup(j, CONV_NAMES[f], err, sizeof err);
+        CHECK_MSG(convs[f] != NULL, "%s", err);
+    }
     return j;
+}
+
+/* Both conversions against C's (float)int64_t, which rounds once to nearest-even, over
+ * positions across the launch limits: odd values above 2^24 meet every rounding case. */
+static void test_int_to_float(conv_fn convs[2], int W) {
+    uint64_t s = 7;
+    int64_t q[64];
+    float out[64];
+    int bad = 0;
+    for (int it = 0; it < 20000 && bad < 5; it++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        int64_t kv = (int64_t)(s % IR_MAX_LENGTH);
+        for (int l = 0; l < W; l++) {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            q[l] = (int64_t)(s % (2 * (uint64_t)IR_MAX_LENGTH)) - IR_MAX_LENGTH;
+            if (it % 4 == 0) q[l] = kv + (int64_t)(s % 64) - 32 + (((int64_t)1 << 24) | 1) * (l % 3 - 1);
+        }
+        convs[0](q, kv, out);
+        for (int l = 0; l < W; l++)
+            if (out[l] != (float)(q[l] - kv)) {
+                CHECK_MSG(0, "float(%lld - %lld) = %.9g, expected %.9g", (long long)q[l], (long long)kv, out[l],
+                          (float)(q[l] - kv));
+                bad++;
+            }
+        for (int l = 0; l < W; l++) q[l] = (q[l] % 2000001) - 1000000;   /* cubes within int64 */
+        convs[1](q, kv, out);
+        for (int l = 0; l < W; l++)
+            if (out[l] != (float)(q[l] * q[l] * q[l])) {
+                CHECK_MSG(0, "float(%lld^3) = %.9g, expected %.9g", (long long)q[l], out[l], (float)(q[l] * q[l] * q[l]));
+                bad++;
+            }
+    }
 }
 
 /* Largest relative error of f over xs (and ys), with exact special-value matches. */
@@ -90,7 +150,8 @@ int main(void) {
     cpu_target t;
     CHECK_MSG(cpu_target_host(&t, err, sizeof err), "%s", err);
     vec_fn fns[F_N] = { 0 };
-    cpu_jit *j = build(&t, fns);
+    conv_fn convs[2] = { 0 };
+    cpu_jit *j = build(&t, fns, convs);
     if (!j) return check_status("test_cpu_vmath");
     int W = t.lanes;
     enum { N = 200000 };
@@ -130,6 +191,7 @@ int main(void) {
     xs[0] = -2; ys[0] = 3; xs[1] = -2; ys[1] = 0.5f; xs[2] = 0; ys[2] = 0; xs[3] = 0; ys[3] = 2; xs[4] = 2; ys[4] = -126;
     e = sweep(fns[F_POW], W, xs, ys, N, ref_pow, 1e-30, "pow");
     CHECK_MSG(e < 1e-5, "pow error %.3g", e);     /* exp(y log x): |y log x| up to 23 */
+    test_int_to_float(convs, W);
     free(xs);
     free(ys);
     cpu_jit_destroy(j);

@@ -271,14 +271,21 @@ static ir_rect tile(int64_t q_lo, int64_t q_hi, int64_t kv_lo, int64_t kv_hi) {
     return (ir_rect){q_lo, q_hi, kv_lo, kv_hi, 0, 7, 0, 1, 64, 64};
 }
 
+/* A kernel with one int input "doc" along tokens, for DOC(). */
+static builder doc_builder(arena *a, ir_kernel *k, ir_input *doc) {
+    arena_init(a);
+    *doc = (ir_input){.name = "doc", .n_axes = 1, .axes = {IR_AXIS_TOKEN}, .scalar = IR_S_I32};
+    *k = (ir_kernel){0};
+    k->inputs = doc;
+    k->n_inputs = 1;
+    return (builder){a, k};
+}
+
 static void test_specific(void) {
     arena a;
-    arena_init(&a);
-    ir_kernel k = {0};
-    ir_input inputs[1] = {{.name = "doc", .n_axes = 1, .axes = {IR_AXIS_TOKEN}, .scalar = IR_S_I32}};
-    k.inputs = inputs;
-    k.n_inputs = 1;
-    builder b = {&a, &k};
+    ir_kernel k;
+    ir_input doc_input;
+    builder b = doc_builder(&a, &k, &doc_input);
     ir_rect past = tile(16, 31, 0, 15), future = tile(0, 15, 16, 31), diag = tile(16, 31, 16, 31);
     CHECK(ir_mask_classify(NULL, &diag) == IR_MASK_ALL_TRUE);
     ir_expr *causal = CAUSAL(&b);
@@ -319,8 +326,27 @@ static void test_specific(void) {
     arena_free(&a);
 }
 
+/* Bounds over every launch: q_idx in [-L, L-1] (bottom-right aligned), kv_idx in [0, L-1]. */
+static void test_int_bounds(void) {
+    arena a;
+    ir_kernel k;
+    ir_input doc_input;
+    builder b = doc_builder(&a, &k, &doc_input);
+    const int64_t L = IR_MAX_LENGTH;
+    int64_t lo = 0, hi = 0;
+    CHECK(ir_expr_int_bounds(B2(&b, IR_SUB, KV(&b), Q(&b)), 8, &lo, &hi) && lo == -(L - 1) && hi == 2 * L - 1);
+    CHECK(ir_expr_int_bounds(B2(&b, IR_MUL, H(&b), I(&b, 2)), 8, &lo, &hi) && lo == 0 && hi == 14);
+    CHECK(ir_expr_int_bounds(B2(&b, IR_MOD, KV(&b), I(&b, 3)), 8, &lo, &hi) && lo == 0 && hi == 2);
+    CHECK(!ir_expr_int_bounds(DOC(&b, Q(&b)), 8, &lo, &hi));                       /* an input */
+    ir_expr *cube = B2(&b, IR_MUL, B2(&b, IR_MUL, Q(&b), Q(&b)), Q(&b));           /* beyond 2^52 */
+    CHECK(!ir_expr_int_bounds(cube, 8, &lo, &hi));
+    CHECK(!ir_expr_int_bounds(B2(&b, IR_LT, Q(&b), KV(&b)), 8, &lo, &hi));         /* not an int */
+    arena_free(&a);
+}
+
 int main(void) {
     test_specific();
+    test_int_bounds();
     test_exhaustive();
     return check_status("test_mask");
 }
