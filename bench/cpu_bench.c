@@ -8,7 +8,8 @@
  *                        ggml's CPU flash attention (when --ggml DIR names a build of ggml)
  *   prefill_modifier     the same for a causal prefill (seq 2048) with a score modifier:
  *                        Gemma-2's softcap and BLOOM's ALiBi
- *   prefill_short        the same for 1 to 100 query positions against 4096 keys (GQA, MHA)
+ *   short                the same for 1 to 100 query positions against 4096 keys (GQA, MHA),
+ *                        through a prefill and a `phase decode` kernel
  *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys,
  *                        K/V token-major (a KV cache) and head-major, for attnc and ggml
  * Usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]
@@ -500,34 +501,39 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* Short prefill: a few query positions against 4096 keys (chunked prefill, speculative
-     * verification) through a prefill kernel, Llama-3-8B's GQA (32 q over 8 kv heads) and
-     * MHA (8 heads), d 128, causal: rows of an item fill few vectors here. */
+    /* Short launches: a few query positions against 4096 keys (chunked prefill, speculative
+     * verification), Llama-3-8B's GQA (32 q over 8 kv heads) and MHA (8 heads), d 128,
+     * causal, through a prefill kernel (rows of an item fill few vectors here) and a
+     * `phase decode` one, which is built for them. */
     if (!only || !strcmp(only, "short")) {
         const int hq[2] = { 32, 8 }, hkv[2] = { 8, 8 }, sqs[5] = { 1, 2, 5, 17, 100 };
-        for (int gi = 0; gi < 2; gi++) {
-            char text[256];
-            snprintf(text, sizeof text, "kernel short { heads q = %d, kv = %d\n dims 128\n mask causal }", hq[gi], hkv[gi]);
-            spec s;
-            ir_kernel *k = NULL;
-            cpu_compiled *ck = spec_jit(&s, text, &k);
-            if (!ck) return 1;
-            for (int si = 0; si < 5; si++) {
-                int64_t SQ = sqs[si], SK = 4096;
-                bufs b;
-                bufs_make(&b, k, 1, SQ, SK);
-                double fl = flops_prefill(1, hq[gi], SQ, SK, 128, 128, true);
-                for (int th = 1; th <= max_threads; th++) {
-                    double t = time_launch(ck, k, th, 1, SQ, SK, &b, quick ? 0.5 : 1.5);
-                    emit("{\"bench\": \"prefill_short\", \"impl\": \"attnc\", \"heads_q\": %d, \"heads_kv\": %d, \"d\": 128, "
-                         "\"seq_q\": %lld, \"seq_k\": %lld, \"causal\": true, \"threads\": %d, \"ms\": %.3f, \"gflops\": %.1f}",
-                         hq[gi], hkv[gi], (long long)SQ, (long long)SK, th, t * 1e3, fl / t / 1e9);
+        const char *phases[2] = { "prefill", "decode" };
+        for (int gi = 0; gi < 2; gi++)
+            for (int ph = 0; ph < 2; ph++) {
+                char text[256];
+                snprintf(text, sizeof text, "kernel short { heads q = %d, kv = %d\n dims 128\n mask causal\n phase %s }",
+                         hq[gi], hkv[gi], phases[ph]);
+                spec s;
+                ir_kernel *k = NULL;
+                cpu_compiled *ck = spec_jit(&s, text, &k);
+                if (!ck) return 1;
+                for (int si = 0; si < 5; si++) {
+                    int64_t SQ = sqs[si], SK = 4096;
+                    bufs b;
+                    bufs_make(&b, k, 1, SQ, SK);
+                    double fl = flops_prefill(1, hq[gi], SQ, SK, 128, 128, true);
+                    for (int th = 1; th <= max_threads; th++) {
+                        double t = time_launch(ck, k, th, 1, SQ, SK, &b, quick ? 0.5 : 1.5);
+                        emit("{\"bench\": \"short\", \"impl\": \"attnc\", \"phase\": \"%s\", \"heads_q\": %d, "
+                             "\"heads_kv\": %d, \"d\": 128, \"seq_q\": %lld, \"seq_k\": %lld, \"causal\": true, \"threads\": %d, "
+                             "\"ms\": %.3f, \"gflops\": %.1f}",
+                             phases[ph], hq[gi], hkv[gi], (long long)SQ, (long long)SK, th, t * 1e3, fl / t / 1e9);
+                    }
+                    bufs_free(&b);
                 }
-                bufs_free(&b);
+                cpu_compiled_free(ck);
+                spec_free(&s);
             }
-            cpu_compiled_free(ck);
-            spec_free(&s);
-        }
     }
 
     /* Decode: one token against 32k keys, Llama-3-8B shapes (32 q heads, 8 kv heads, d 128),
