@@ -78,9 +78,13 @@ typedef struct kgen {
      * max, so O stays one row per head: O[r][d] at off_on, Q rows at off_qn. */
     bool direct;
     /* The spec's phase picks the paths a module holds (as the CUDA plan does): a prefill
-     * kernel has no packed decode path (one query position runs as narrow panels), and
-     * a decode kernel with packing has no wide panels (only multi-position launches use
-     * panels there, a few rows each). Leaving them out takes 20-50 % off the compile time. */
+     * kernel has only wide panels (no packed decode path, and no narrow panels: the last
+     * panel of an item overhangs its rows into the padding), and a decode kernel with
+     * packing has no wide panels (only multi-position launches use panels there, a few
+     * rows each, so narrow ones). Leaving out the packed path takes 20-50 % off the
+     * compile time, the narrow panels 16-35 %; their price is a prefill kernel's launches
+     * with at most one vector of rows per item (seq_q x g <= lanes), which compute a whole
+     * wide panel (1.6x their time), and up to 2 vectors of padding per item's last panel. */
     bool wide;
     int G2;
     int64_t off_qn, off_on;
@@ -1637,8 +1641,8 @@ static LLVMValueRef head_state(kgen *g, LLVMValueRef ts, LLVMValueRef h, LLVMVal
 /* Key blocks [kb_lo, kb_hi) of Bc keys: stage K and V of every kv head of the item into
  * contiguous fp32 rows (that converts dtypes, applies RoPE, reads the [tokens][heads][d]
  * memory in order, and avoids the L1 set conflicts of rows 2^n bytes apart), then run
- * the panels of rows of each head: wide ones while more than one vector of rows
- * remains, then one narrow (only narrow ones where the module has no wide panels). */
+ * the panels of rows of each head: wide ones, the last overhanging the rows into the
+ * padding (R_pad), or narrow ones where the module has no wide panels. */
 static void emit_blocked_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValueRef S, LLVMValueRef ts, LLVMValueRef b,
                               LLVMValueRef h_lo, LLVMValueRef h_hi, LLVMValueRef kb_lo, LLVMValueRef kb_hi,
                               LLVMValueRef pos0, LLVMValueRef off, LLVMValueRef Rv, LLVMValueRef rows) {
@@ -1664,15 +1668,11 @@ static void emit_blocked_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValu
     head_sargs(g, sargs, A, PL, S, ts, hs, b, h, hk, pos0, k0, nk, rows);
     LLVMValueRef oT = fptr(g, hs, I(g, g->off_oT));
     if (g->wide) {
-        LLVMValueRef n_wide = sel(g, icmp(g, LLVMIntSGT, Rv, I(g, g->W)), cdiv(g, sub(g, Rv, I(g, g->W)), I(g, g->RPw)), I(g, 0));
+        LLVMValueRef n_wide = cdiv(g, Rv, I(g, g->RPw));
         cg_loop PW;
         cg_loop_begin(c, &PW, I(g, 0), n_wide, I(g, 1), 0, NULL);
         do_panel(g, V_WIDE, sargs, mul(g, PW.iv, I(g, g->RPw)), Rv, pos0, off, k0, nk, g->Bc, oT, vp, vrs);
         cg_loop_end(c, &PW, NULL);
-        LLVMValueRef rn = mul(g, n_wide, I(g, g->RPw));
-        LLVMBasicBlockRef j3 = cg_if_begin(c, icmp(g, LLVMIntSLT, rn, Rv));
-        do_panel(g, V_NARROW, sargs, rn, Rv, pos0, off, k0, nk, g->Bc, oT, vp, vrs);
-        cg_if_end(c, j3);
     } else {
         cg_loop PN;
         cg_loop_begin(c, &PN, I(g, 0), Rv, I(g, g->W), 0, NULL);
@@ -2270,7 +2270,8 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
     emit_stage_q(g);
     emit_stage_k(g);
     emit_stage_v(g);
-    for (int v = g->wide ? V_WIDE : V_NARROW; v <= (g->pack > 1 && !g->direct ? V_PACKED : V_NARROW); v++) {
+    int first = g->wide ? V_WIDE : V_NARROW, last = g->wide ? V_WIDE : g->pack > 1 && !g->direct ? V_PACKED : V_NARROW;
+    for (int v = first; v <= last; v++) {
         emit_s_block(g, v);
         emit_pv(g, v);
     }
