@@ -104,7 +104,7 @@ static void test_int_to_float(conv_fn convs[2], int W) {
                           (float)(q[l] - kv));
                 bad++;
             }
-        for (int l = 0; l < W; l++) q[l] = (q[l] % 2000001) - 1000000;   /* cubes within int64 */
+        for (int l = 0; l < W; l++) q[l] = (int64_t)((uint64_t)q[l] % 2000001) - 1000000;   /* cubes within int64 */
         convs[1](q, kv, out);
         for (int l = 0; l < W; l++)
             if (out[l] != (float)(q[l] * q[l] * q[l])) {
