@@ -11,7 +11,8 @@
  *   short                the same for 1 to 100 query positions against 4096 keys (GQA, MHA),
  *                        through a prefill and a `phase decode` kernel
  *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys,
- *                        K/V token-major (a KV cache) and head-major, for attnc and ggml
+ *                        K/V token-major (a KV cache) and head-major, for attnc and ggml;
+ *                        for attnc also f32 with RoPE rotating K on load
  * Usage: cpu_bench [--ggml DIR] [--quick] [--threads N] [--out FILE] [--note TEXT]
  *                  [--only compile|prefill|target|modifier|short|decode]  (the machine rows always run;
  *                  target: only the issue's prefill shape, d 128, seq 4096, causal, and ggml's)
@@ -547,10 +548,13 @@ int main(int argc, char **argv) {
     float *probe = decode ? aligned_alloc(64, (size_t)probe_n * sizeof(float)) : NULL;
     if (decode && !probe) return 1;
     for (long i = 0; i < probe_n; i++) probe[i] = 1.0f;
-    for (int dt = 0; decode && dt < 2; dt++) {
+    /* Cases: f32, bf16, and f32 with RoPE applied to K on load (token-major only). */
+    for (int dc = 0; decode && dc < 3; dc++) {
+        int dt = dc == 1;
+        bool rope = dc == 2;
         char text[256];
-        snprintf(text, sizeof text, "kernel decode { heads q = 32, kv = 8\n dims 128\n dtype %s\n mask causal\n phase decode }",
-                 dtypes[dt]);
+        snprintf(text, sizeof text, "kernel decode { heads q = 32, kv = 8\n dims 128\n dtype %s\n%s mask causal\n phase decode }",
+                 dtypes[dt], rope ? " rope half\n" : "");
         spec s;
         ir_kernel *k = NULL;
         cpu_compiled *ck = spec_jit(&s, text, &k);
@@ -559,7 +563,7 @@ int main(int argc, char **argv) {
         bufs b;
         bufs_make(&b, k, 1, 1, SK);
         double bytes = 1.0 * 8 * SK * (128 + 128) * (dt ? 2 : 4);
-        for (int lay = 0; lay < 2; lay++) {
+        for (int lay = 0; lay < (rope ? 1 : 2); lay++) {
             if (lay) bufs_head_major(&b);
             for (int th = 1; th <= max_threads; th++) {
                 /* Memory bandwidth on a shared machine drifts by tens of percent within a
@@ -574,10 +578,11 @@ int main(int argc, char **argv) {
 #endif
                 }
                 double gb = bytes / t / 1e9;
-                emit("{\"bench\": \"decode\", \"impl\": \"attnc\", \"dtype\": \"%s\", \"layout\": \"%s\", \"heads_q\": 32, "
-                     "\"heads_kv\": 8, \"d\": 128, \"seq_k\": %lld, \"threads\": %d, \"ms\": %.3f, \"gbps\": %.1f, "
-                     "\"read_bw_interleaved\": %.1f, \"pct_read_bw\": %.1f}",
-                     dtypes[dt], layouts[lay], (long long)SK, th, t * 1e3, gb, bw, bw > 0 ? 100 * gb / bw : 0);
+                emit("{\"bench\": \"decode\", \"impl\": \"attnc\", \"dtype\": \"%s\", \"rope\": %s, \"layout\": \"%s\", "
+                     "\"heads_q\": 32, \"heads_kv\": 8, \"d\": 128, \"seq_k\": %lld, \"threads\": %d, \"ms\": %.3f, "
+                     "\"gbps\": %.1f, \"read_bw_interleaved\": %.1f, \"pct_read_bw\": %.1f}",
+                     dtypes[dt], rope ? "true" : "false", layouts[lay], (long long)SK, th, t * 1e3, gb, bw,
+                     bw > 0 ? 100 * gb / bw : 0);
             }
         }
         bufs_free(&b);
