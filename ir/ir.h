@@ -112,6 +112,17 @@ void ir_rope_inv_freq_at(const ir_rope *r, int64_t seq_k, double *out);
 /* Fills inv_freq/pair_axis/attn_factor from the scaling parameters (the plan-rope pass). */
 void ir_rope_plan(ir_rope *r, arena *a);
 
+/* ---------------------------------------------------------------- value bounds (interval.c) */
+
+/* The largest batch or sequence length a launch accepts (attnc_launch, cpu_launch and the
+ * CPU objects' entry reject longer ones), so positions and shape products stay far inside
+ * int64, and code generators may rely on it. */
+#define IR_MAX_LENGTH INT64_C(0x7fffffff)
+
+/* Bounds of the int expression e over every launch (lengths <= IR_MAX_LENGTH, query heads
+ * below `heads`): false when none are known (e reads an input, or may exceed 2^52). */
+bool ir_expr_int_bounds(const ir_expr *e, int heads, int64_t *lo, int64_t *hi);
+
 /* ---------------------------------------------------------------- mask analysis */
 
 typedef enum ir_mask_class { IR_MASK_ALL_FALSE, IR_MASK_ALL_TRUE, IR_MASK_MIXED } ir_mask_class;
@@ -124,14 +135,6 @@ typedef struct ir_rect {
     int64_t batch_lo, batch_hi;
     int64_t seq_q, seq_k;          /* the run's lengths */
 } ir_rect;
-
-/* The largest batch or sequence length a launch accepts (every backend checks it), so
- * positions and shape products stay far inside int64. */
-#define IR_MAX_LENGTH INT64_C(0x7fffffff)
-
-/* Bounds of the int expression e over every launch (lengths <= IR_MAX_LENGTH, query heads
- * below `heads`): false when none are known (e reads an input, or may exceed 2^52). */
-bool ir_expr_int_bounds(const ir_expr *e, int heads, int64_t *lo, int64_t *hi);
 
 /* Sound interval analysis: ALL_TRUE / ALL_FALSE only when that holds for every point of
  * the rectangle; MIXED otherwise (including whenever an input is read). A kernel without

@@ -1,12 +1,7 @@
 /* Mask analysis: the band a mask implies on q_idx - kv_idx (for loop bounds) and the
  * classification of a q-tile x kv-tile rectangle as all-true, all-false or mixed (so a
- * backend skips empty tiles and runs full ones without per-element tests).
- *
- * Soundness is with respect to the interpreter's semantics: ints are exact integral doubles,
- * floats IEEE doubles. Intervals of monotone, correctly rounded operations (+ - * / sqrt,
- * floor, comparisons) are evaluated at their endpoints with the same rounding, which bounds
- * every rounded result exactly; libm functions (exp, log, tanh, pow) are widened by a few
- * ulps. Inputs are unknown values. */
+ * backend skips empty tiles and runs full ones without per-element tests): the band
+ * where it is exact, else the interval analysis of ir/interval.c over the rectangle. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

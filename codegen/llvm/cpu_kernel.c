@@ -26,8 +26,8 @@
  * mask. In a `phase decode` kernel, with one query position and g <= lanes/2, `pack` =
  * lanes/g keys share each vector (packed panels, see kgen.pack); with dense rows those
  * read K in place (with RoPE: its rotated, staged rows) through dot products reduced
- * across lanes (kgen.direct). The phase picks the paths a module holds (kgen.wide). Splits (few items,
- * many keys) write (m, l, O~) partials that phase 2 merges.
+ * across lanes (kgen.direct). The phase picks the paths a module holds (kgen.wide).
+ * Splits (few items, many keys) write (m, l, O~) partials that phase 2 merges.
  *
  * Workspace (attnc_NAME_workspace_size): n_threads x per-thread scratch, a constant of
  * the kernel: heads_kv x (Q^T, O^T: R_pad x (d_qk + d_v), m/l/alpha) + heads_kv x Bc x
