@@ -152,6 +152,15 @@ static double time_launch(cpu_compiled *ck, const ir_kernel *k, int th, int64_t 
     return best;
 }
 
+/* One launch shape (batch 1) on 1..max_threads threads in turn: the best time of each in t[th]. */
+static void time_threads(cpu_compiled *ck, const ir_kernel *k, int max_threads, int64_t sq, int64_t sk, double budget_s,
+                         double *t) {
+    bufs b;
+    bufs_make(&b, k, 1, sq, sk);
+    for (int th = 1; th <= max_threads; th++) t[th] = time_launch(ck, k, th, 1, sq, sk, &b, budget_s);
+    bufs_free(&b);
+}
+
 /* ---------------------------------------------------------------- unfused baseline */
 
 typedef struct base_job {
@@ -485,18 +494,15 @@ int main(int argc, char **argv) {
             ir_kernel *k = NULL;
             cpu_compiled *ck = spec_jit(&s, text, &k);
             if (!ck) return 1;
-            bufs b;
-            bufs_make(&b, k, 1, S, S);
-            double fl = flops_prefill(1, h, S, S, d, d, true);
+            double fl = flops_prefill(1, h, S, S, d, d, true), tt[65];
+            time_threads(ck, k, max_threads, S, S, quick ? 1.0 : 3.0, tt);
             for (int th = 1; th <= max_threads; th++) {
-                double t = time_launch(ck, k, th, 1, S, S, &b, quick ? 1.0 : 3.0);
-                double gf = fl / t / 1e9;
+                double t = tt[th], gf = fl / t / 1e9;
                 emit("{\"bench\": \"prefill_modifier\", \"impl\": \"attnc\", \"score\": \"%s\", \"d\": %d, "
                      "\"heads\": %d, \"seq\": %d, \"causal\": true, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, "
                      "\"pct_peak\": %.1f}",
                      mod, d, h, S, th, t * 1e3, gf, g_peak[th] > 0 ? 100 * gf / g_peak[th] : 0);
             }
-            bufs_free(&b);
             cpu_compiled_free(ck);
             spec_free(&s);
         }
@@ -520,17 +526,15 @@ int main(int argc, char **argv) {
                 if (!ck) return 1;
                 for (int si = 0; si < 5; si++) {
                     int64_t SQ = sqs[si], SK = 4096;
-                    bufs b;
-                    bufs_make(&b, k, 1, SQ, SK);
-                    double fl = flops_prefill(1, hq[gi], SQ, SK, 128, 128, true);
+                    double fl = flops_prefill(1, hq[gi], SQ, SK, 128, 128, true), tt[65];
+                    time_threads(ck, k, max_threads, SQ, SK, quick ? 0.5 : 1.5, tt);
                     for (int th = 1; th <= max_threads; th++) {
-                        double t = time_launch(ck, k, th, 1, SQ, SK, &b, quick ? 0.5 : 1.5);
+                        double t = tt[th];
                         emit("{\"bench\": \"short\", \"impl\": \"attnc\", \"phase\": \"%s\", \"heads_q\": %d, "
                              "\"heads_kv\": %d, \"d\": 128, \"seq_q\": %lld, \"seq_k\": %lld, \"causal\": true, \"threads\": %d, "
                              "\"ms\": %.3f, \"gflops\": %.1f}",
                              phases[ph], hq[gi], hkv[gi], (long long)SQ, (long long)SK, th, t * 1e3, fl / t / 1e9);
                     }
-                    bufs_free(&b);
                 }
                 cpu_compiled_free(ck);
                 spec_free(&s);
