@@ -65,7 +65,7 @@ typedef struct kgen {
     int64_t off_qT, off_qT2, off_oT, off_m, off_l, off_alpha, head_floats;
     int64_t T_floats;
     LLVMValueRef g_inv_freq, g_pair_axis;
-    LLVMValueRef f_plan, f_strides, f_table, f_stage_q, f_stage_k, f_stage_v, f_s[4], f_pv[4], f_compute, f_merge;
+    LLVMValueRef f_plan, f_strides, f_table, f_stage_q, f_stage_k, f_stage_v, f_s[4], f_pv[4], f_compute, f_merge, f_rows;
     LLVMValueRef f_pack_k, f_pack_v, f_stage_pack_k, f_stage_pack_v;
     /* Packed decode: with one query position the g rows fill only g lanes, so `pack`
      * keys share a vector instead: lane = row * pack + key parity, each lane with its own
@@ -1767,13 +1767,39 @@ static void emit_packed_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValue
     cg_loop_end(c, &KB, NULL);
 }
 
-/* void compute_item(A, PL, S, item, thread): one (q-block, batch, kv heads, key split). */
+/* void store_rows(A, S, b, pos0, h, m, l, O^T, Rv): the item's finished rows of kv head
+ * h (row r is query position pos0 + r / g, head h g + r % g). Optimised: it touches
+ * rows x d_v elements, and the item driver that calls it is not. */
+static void emit_store_rows(kgen *g) {
+    cg *c = &g->c;
+    LLVMTypeRef ps[9] = { g->t_pargs, g->t_pi64, c->t_i64, c->t_i64, c->t_i64, c->t_pf32, c->t_pf32, c->t_pf32, c->t_i64 };
+    g->f_rows = cg_function(c, "store_rows", c->t_void, ps, 9, false);
+    warm_fn(g, g->f_rows);
+    begin_fn(g, g->f_rows);
+    LLVMValueRef A = param(g, 0), S = param(g, 1), b = param(g, 2), pos0 = param(g, 3), h = param(g, 4);
+    LLVMValueRef m = param(g, 5), l = param(g, 6), oT = param(g, 7), Rv = param(g, 8);
+    cg_loop R;
+    cg_loop_begin(c, &R, I(g, 0), Rv, I(g, 1), 0, NULL);
+    LLVMValueRef r = R.iv;
+    LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
+    LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));
+    LLVMValueRef lv = ldf(g, fptr(g, l, r)), mv = ldf(g, fptr(g, m, r));
+    LLVMValueRef has = LLVMBuildFCmp(BLD, LLVMRealOGT, lv, cg_f32(c, 0.0), "");
+    LLVMValueRef inv = sel(g, has, LLVMBuildFDiv(BLD, cg_f32(c, 1.0), lv, ""), cg_f32(c, 0.0));
+    store_row_output(g, A, S, b, pos, head, mv, lv, fptr(g, oT, r), I(g, g->R_pad), inv);
+    cg_loop_end(c, &R, NULL);
+    LLVMBuildRetVoid(BLD);
+}
+
+/* void compute_item(A, PL, S, item, thread): one (q-block, batch, kv heads, key split).
+ * Not optimised (its O3 and instruction selection cost a third of a module's compile
+ * time): it only sequences the calls, and what touches many elements is a call too. */
 static void emit_compute(kgen *g) {
     cg *c = &g->c;
     const ir_kernel *k = g->k;
     LLVMTypeRef ps[5] = { g->t_pargs, g->t_pi64, g->t_pi64, c->t_i64, c->t_i64 };
     g->f_compute = cg_function(c, "compute_item", c->t_void, ps, 5, false);
-    warm_fn(g, g->f_compute);
+    cold_fn(g, g->f_compute);
     begin_fn(g, g->f_compute);
     LLVMValueRef A = param(g, 0), PL = param(g, 1), S = param(g, 2), item = param(g, 3), thread = param(g, 4);
     LLVMValueRef B = ld64(g, PL, PL_B), SQ = ld64(g, PL, PL_SQ), SK = ld64(g, PL, PL_SK), off = ld64(g, PL, PL_OFF);
@@ -1869,11 +1895,8 @@ static void emit_compute(kgen *g) {
         cg_loop_end(c, &L, NULL);
         cg_loop D;
         cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
-        LLVMValueRef orow = fptr(g, oT, mul(g, D.iv, I(g, g->R_pad)));
-        cg_loop Z;
-        cg_loop_begin(c, &Z, I(g, 0), Rused, I(g, 1), 0, NULL);
-        stf(g, cg_f32(c, 0.0), fptr(g, orow, Z.iv));
-        cg_loop_end(c, &Z, NULL);
+        LLVMValueRef orow = cg_bitcast_ptr(c, fptr(g, oT, mul(g, D.iv, I(g, g->R_pad))), c->t_pi8);
+        LLVMBuildMemSet(BLD, orow, LLVMConstInt(c->t_i8, 0, 0), mul(g, Rused, I(g, 4)), 4);
         cg_loop_end(c, &D, NULL);
         cg_loop_end(c, &H, NULL);
     }
@@ -1967,18 +1990,8 @@ static void emit_compute(kgen *g) {
     LLVMBasicBlockRef whole = cg_block(c, "whole"), partial = cg_block(c, "partial"), done = cg_block(c, "done");
     LLVMBuildCondBr(BLD, icmp(g, LLVMIntEQ, nsplit, I(g, 1)), whole, partial);
     LLVMPositionBuilderAtEnd(BLD, whole);
-    {
-        cg_loop R;
-        cg_loop_begin(c, &R, I(g, 0), Rv, I(g, 1), 0, NULL);
-        LLVMValueRef r = R.iv;
-        LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
-        LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));
-        LLVMValueRef lv = ldf(g, fptr(g, l, r)), mv = ldf(g, fptr(g, m, r));
-        LLVMValueRef has = LLVMBuildFCmp(BLD, LLVMRealOGT, lv, cg_f32(c, 0.0), "");
-        LLVMValueRef inv = sel(g, has, LLVMBuildFDiv(BLD, cg_f32(c, 1.0), lv, ""), cg_f32(c, 0.0));
-        store_row_output(g, A, S, b, pos, head, mv, lv, fptr(g, oT, r), I(g, g->R_pad), inv);
-        cg_loop_end(c, &R, NULL);
-    }
+    LLVMValueRef rows_args[9] = { A, S, b, pos0, h, m, l, oT, Rv };
+    call_void(g, g->f_rows, rows_args, 9);
     LLVMBuildBr(BLD, done);
     LLVMPositionBuilderAtEnd(BLD, partial);
     {
@@ -2302,6 +2315,7 @@ LLVMModuleRef cpu_kernel_emit(const ir_kernel *k, const cpu_target *t, LLVMConte
             g->f_stage_pack_v = emit_stage_pack(g, true);
         }
     }
+    emit_store_rows(g);
     emit_compute(g);
     emit_merge(g);
     emit_exports(g);

@@ -46,7 +46,9 @@ typedef struct def_info {
  * per basic block in a function that uses vectors and calls none of the module's (10 in
  * others: a driver's blocks are bookkeeping), plus 22 per argument of a call to a
  * function defined in the module. With that the busier part takes 4-6 % more than the
- * mean of the two instead of 16-20 % (the example kernels). */
+ * mean of the two instead of 16-20 % (the example kernels). An optnone function skips
+ * O3 and takes fast instruction selection: a quarter (the item driver, optnone since,
+ * took 15 ms instead of 64 for llama3_8b_decode). */
 static long fn_cost(LLVMValueRef f) {
     long insts = 0, vectors = 0, blocks = 0, call_args = 0;
     for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(f); b; b = LLVMGetNextBasicBlock(b), blocks++)
@@ -56,7 +58,9 @@ static long fn_cost(LLVMValueRef f) {
             if (callee && LLVMIsAFunction(callee) && !LLVMIsDeclaration(callee))
                 call_args += (long)LLVMGetNumArgOperands(i);
         }
-    return insts + vectors + (vectors && !call_args ? 40 : 10) * blocks + 22 * call_args;
+    long cost = insts + vectors + (vectors && !call_args ? 40 : 10) * blocks + 22 * call_args;
+    unsigned optnone = LLVMGetEnumAttributeKindForName("optnone", 7);
+    return LLVMGetEnumAttributeAtIndex(f, LLVMAttributeFunctionIndex, optnone) ? cost / 4 : cost;
 }
 
 /* The function definitions in module order (the order bitcode preserves); NULL when out
