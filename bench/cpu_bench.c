@@ -7,7 +7,7 @@
  *                        unfused baseline (Q K^T, softmax, P V as three loop nests) and
  *                        ggml's CPU flash attention (when --ggml DIR names a build of ggml)
  *   prefill_modifier     the same for a causal prefill (seq 2048) with a score modifier:
- *                        Gemma-2's softcap and BLOOM's ALiBi
+ *                        Gemma-2's softcap and BLOOM's ALiBi; and with RoPE on Q and K
  *   short                the same for 1 to 100 query positions against 4096 keys (GQA, MHA),
  *                        through a prefill and a `phase decode` kernel
  *   decode               GB/s of K and V read (b*h_kv*s_k*(d_qk+d_v)*bytes) at 32k keys,
@@ -480,16 +480,18 @@ int main(int argc, char **argv) {
         }
 
     /* Prefill with a score modifier, the shape of the plain causal rows above at seq 2048,
-     * so the modifier's cost shows: Gemma-2's logit softcap (tanh on every score) and
-     * BLOOM's ALiBi (a per-head slope, 2^(-8(h+1)/H), times the distance). */
+     * so the modifier's cost shows: Gemma-2's logit softcap (tanh on every score),
+     * BLOOM's ALiBi (a per-head slope, 2^(-8(h+1)/H), times the distance), and RoPE
+     * (Llama's, rotating Q and K on load; the score unchanged). */
     if (!only || !strcmp(only, "prefill") || !strcmp(only, "modifier")) {
-        const char *mods[2] = { "softcap(score, 50)", "score + alibi_slope(head) * (kv_idx - q_idx)" };
-        for (int mi = 0; mi < 2; mi++) {
+        const char *mods[3] = { "softcap(score, 50)", "score + alibi_slope(head) * (kv_idx - q_idx)", "score" };
+        for (int mi = 0; mi < 3; mi++) {
             const char *mod = mods[mi];
+            bool rope = mi == 2;
             int d = 128, h = 8, S = 2048;
             char text[256];
-            snprintf(text, sizeof text, "kernel prefill_mod { heads q = %d, kv = %d\n dims %d\n score %s\n mask causal }",
-                     h, h, d, mod);
+            snprintf(text, sizeof text, "kernel prefill_mod { heads q = %d, kv = %d\n dims %d\n score %s\n%s mask causal }",
+                     h, h, d, mod, rope ? " rope half, base = 500000\n" : "");
             spec s;
             ir_kernel *k = NULL;
             cpu_compiled *ck = spec_jit(&s, text, &k);
@@ -498,10 +500,10 @@ int main(int argc, char **argv) {
             time_threads(ck, k, max_threads, S, S, quick ? 1.0 : 3.0, tt);
             for (int th = 1; th <= max_threads; th++) {
                 double t = tt[th], gf = fl / t / 1e9;
-                emit("{\"bench\": \"prefill_modifier\", \"impl\": \"attnc\", \"score\": \"%s\", \"d\": %d, "
+                emit("{\"bench\": \"prefill_modifier\", \"impl\": \"attnc\", \"score\": \"%s\", \"rope\": %s, \"d\": %d, "
                      "\"heads\": %d, \"seq\": %d, \"causal\": true, \"threads\": %d, \"ms\": %.2f, \"gflops\": %.1f, "
                      "\"pct_peak\": %.1f}",
-                     mod, d, h, S, th, t * 1e3, gf, g_peak[th] > 0 ? 100 * gf / g_peak[th] : 0);
+                     mod, rope ? "true" : "false", d, h, S, th, t * 1e3, gf, g_peak[th] > 0 ? 100 * gf / g_peak[th] : 0);
             }
             cpu_compiled_free(ck);
             spec_free(&s);

@@ -116,6 +116,8 @@ static LLVMValueRef cdiv(kgen *g, LLVMValueRef a, LLVMValueRef b) { return sdiv(
 static LLVMValueRef fptr(kgen *g, LLVMValueRef base, LLVMValueRef idx) { return cg_gep(&g->c, g->c.t_f32, base, idx); }
 static LLVMValueRef ldf(kgen *g, LLVMValueRef p) { return cg_load(&g->c, g->c.t_f32, p, 4); }
 static void stf(kgen *g, LLVMValueRef v, LLVMValueRef p) { cg_store(&g->c, v, p, 4); }
+static LLVMValueRef ldv(kgen *g, LLVMValueRef p) { return cg_vload(&g->c, p); }
+static void stv(kgen *g, LLVMValueRef v, LLVMValueRef p) { cg_vstore(&g->c, v, p); }
 static LLVMValueRef ld64(kgen *g, LLVMValueRef base, int idx) {
     return cg_load(&g->c, g->c.t_i64, cg_gep(&g->c, g->c.t_i64, base, I(g, idx)), 8);
 }
@@ -628,24 +630,91 @@ static LLVMValueRef row_cos_sin(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMVa
     LLVMValueRef hi = sdiv(g, p, I(g, g->Bc)), lo = srem(g, p, I(g, g->Bc));
     LLVMValueRef rb = fptr(g, tbl, mul(g, hi, I(g, 2 * g->P)));
     LLVMValueRef ro = fptr(g, tbl, mul(g, add(g, ld64(g, PL, PL_NHI), lo), I(g, 2 * g->P)));
-    cg_loop L;
-    cg_loop_begin(c, &L, I(g, 0), I(g, g->P), I(g, 1), 0, NULL);
-    LLVMValueRef jP = add(g, L.iv, I(g, g->P));
-    LLVMValueRef cb = ldf(g, fptr(g, rb, L.iv)), sb = ldf(g, fptr(g, rb, jP));
-    LLVMValueRef co = ldf(g, fptr(g, ro, L.iv)), so = ldf(g, fptr(g, ro, jP));
-    stf(g, cg_fma(c, cb, co, LLVMBuildFNeg(BLD, vfmul(g, sb, so), "")), fptr(g, cs_buf, L.iv));
-    stf(g, cg_fma(c, sb, co, vfmul(g, cb, so)), fptr(g, cs_buf, jP));
-    cg_loop_end(c, &L, NULL);
+    /* cos(a+b), sin(a+b) from the two tables: whole vectors of pairs, then one by one. */
+    int Pv = g->P / g->W * g->W;
+    for (int vec = 1; vec >= 0; vec--) {
+        int from = vec ? 0 : Pv, to = vec ? Pv : g->P;
+        if (from == to) continue;
+        LLVMValueRef (*ld)(kgen *, LLVMValueRef) = vec ? ldv : ldf;
+        void (*st)(kgen *, LLVMValueRef, LLVMValueRef) = vec ? stv : stf;
+        cg_loop L;
+        cg_loop_begin(c, &L, I(g, from), I(g, to), I(g, vec ? g->W : 1), 0, NULL);
+        LLVMValueRef jP = add(g, L.iv, I(g, g->P));
+        LLVMValueRef cb = ld(g, fptr(g, rb, L.iv)), sb = ld(g, fptr(g, rb, jP));
+        LLVMValueRef co = ld(g, fptr(g, ro, L.iv)), so = ld(g, fptr(g, ro, jP));
+        st(g, cg_fma(c, cb, co, LLVMBuildFNeg(BLD, vfmul(g, sb, so), "")), fptr(g, cs_buf, L.iv));
+        st(g, cg_fma(c, sb, co, vfmul(g, cb, so)), fptr(g, cs_buf, jP));
+        cg_loop_end(c, &L, NULL);
+    }
     return cs_buf;
 }
 
-/* Rotates the pairs of a row stored with element stride st (floats). */
+/* Shuffle of a and b (lanes of b numbered from a's count on); m[i] < 0 is undef. */
+static LLVMValueRef shuffle(kgen *g, LLVMValueRef a, LLVMValueRef b, const int *m, int n) {
+    LLVMValueRef mask[64];
+    for (int i = 0; i < n; i++) mask[i] = m[i] < 0 ? LLVMGetUndef(g->c.t_i32) : cg_i32(&g->c, m[i]);
+    return LLVMBuildShuffleVector(BLD, a, b ? b : LLVMGetUndef(LLVMTypeOf(a)), LLVMConstVector(mask, (unsigned)n), "");
+}
+
+/* Rotates the pairs [0, n) of a dense row (element stride 1) a vector at a time, with
+ * the operations of rotate_row's scalar form lane by lane (so bitwise the same). Half
+ * layout: the x0 and x1 halves are contiguous. Interleaved: a vector holds W/2 pairs;
+ * lane 2i computes fma(x0, cos, -(x1 sin)) and lane 2i+1 fma(x0, sin, x1 cos). */
+static void rotate_dense(kgen *g, LLVMValueRef dst, LLVMValueRef cs, int n) {
+    cg *c = &g->c;
+    const ir_rope *r = &g->k->rope;
+    int W = g->W, H = W / 2;
+    if (r->layout == IR_ROPE_HALF) {
+        cg_loop L;
+        cg_loop_begin(c, &L, I(g, 0), I(g, n), I(g, W), 0, NULL);
+        LLVMValueRef p0 = fptr(g, dst, add(g, L.iv, I(g, r->dim_lo))), p1 = fptr(g, p0, I(g, g->P));
+        LLVMValueRef x0 = ldv(g, p0), x1 = ldv(g, p1);
+        LLVMValueRef co = ldv(g, fptr(g, cs, L.iv)), sn = ldv(g, fptr(g, cs, add(g, L.iv, I(g, g->P))));
+        stv(g, cg_fma(c, x0, co, LLVMBuildFNeg(BLD, vfmul(g, x1, sn), "")), p0);
+        stv(g, cg_fma(c, x0, sn, vfmul(g, x1, co)), p1);
+        cg_loop_end(c, &L, NULL);
+        return;
+    }
+    int m_x0[64], m_x1[64], m_cs[64], m_sc[64];
+    LLVMValueRef sign[64];
+    for (int i = 0; i < W; i++) {
+        m_x0[i] = i & ~1; m_x1[i] = i | 1;
+        m_cs[i] = (i & 1 ? W : 0) + i / 2;    /* cos, sin, cos, sin ... of (cos | sin) */
+        m_sc[i] = (i & 1 ? 0 : W) + i / 2;    /* sin, cos, sin, cos ... */
+        sign[i] = cg_f32(c, i & 1 ? 1.0 : -1.0);
+    }
+    LLVMValueRef sgn = LLVMConstVector(sign, (unsigned)W);
+    LLVMTypeRef th = LLVMVectorType(c->t_f32, (unsigned)H);
+    cg_loop L;
+    cg_loop_begin(c, &L, I(g, 0), I(g, n), I(g, H), 0, NULL);
+    LLVMValueRef p = fptr(g, dst, add(g, mul(g, L.iv, I(g, 2)), I(g, r->dim_lo)));
+    LLVMValueRef v = ldv(g, p);
+    int widen[64];
+    for (int i = 0; i < W; i++) widen[i] = i < H ? i : -1;
+    LLVMValueRef co = cg_load(c, th, cg_bitcast_ptr(c, fptr(g, cs, L.iv), LLVMPointerType(th, 0)), 4);
+    LLVMValueRef sn = cg_load(c, th, cg_bitcast_ptr(c, fptr(g, cs, add(g, L.iv, I(g, g->P))), LLVMPointerType(th, 0)), 4);
+    co = shuffle(g, co, NULL, widen, W);
+    sn = shuffle(g, sn, NULL, widen, W);
+    LLVMValueRef a = shuffle(g, v, NULL, m_x0, W), x1 = shuffle(g, v, NULL, m_x1, W);
+    LLVMValueRef bsel = shuffle(g, co, sn, m_cs, W), dsel = shuffle(g, co, sn, m_sc, W);
+    stv(g, cg_fma(c, a, bsel, vfmul(g, vfmul(g, x1, dsel), sgn)), p);
+    cg_loop_end(c, &L, NULL);
+}
+
+/* Rotates the pairs of a row stored with element stride st (floats); a dense row
+ * (st the constant 1) takes whole vectors of pairs first. */
 static void rotate_row(kgen *g, LLVMValueRef dst, LLVMValueRef st, LLVMValueRef cs) {
     cg *c = &g->c;
     const ir_rope *r = &g->k->rope;
     bool half = r->layout == IR_ROPE_HALF;
+    int step = half ? g->W : g->W / 2, from = 0;
+    if (step >= 1 && LLVMIsAConstantInt(st) && LLVMConstIntGetSExtValue(st) == 1 && g->P >= step) {
+        from = g->P / step * step;
+        rotate_dense(g, dst, cs, from);
+    }
+    if (from == g->P) return;
     cg_loop L;
-    cg_loop_begin(c, &L, I(g, 0), I(g, g->P), I(g, 1), 0, NULL);
+    cg_loop_begin(c, &L, I(g, from), I(g, g->P), I(g, 1), 0, NULL);
     LLVMValueRef j = L.iv;
     LLVMValueRef d0 = half ? add(g, j, I(g, r->dim_lo)) : add(g, mul(g, j, I(g, 2)), I(g, r->dim_lo));
     LLVMValueRef d1 = half ? add(g, d0, I(g, g->P)) : add(g, d0, I(g, 1));
