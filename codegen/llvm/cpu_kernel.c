@@ -90,6 +90,10 @@ typedef struct kgen {
      * with at most one vector of rows per item (seq_q x g <= lanes), which compute a whole
      * wide panel (1.6x their time), and up to 2 vectors of padding per item's last panel. */
     bool wide;
+    /* Prefill modules stage Q and write the output rows W rows at a time, transposing
+     * W x W blocks in registers (2-6 % off a seq 512-1024 prefill, 2-23 % on its
+     * compile time); decode modules, whose items hold a few rows, keep the row loops. */
+    bool vec_rows;
     int G2;
     int64_t off_qn, off_on;
     LLVMValueRef f_malloc, f_free;
@@ -199,28 +203,37 @@ static LLVMValueRef load_elem(kgen *g, LLVMValueRef base_i8, LLVMValueRef idx) {
     }
 }
 
+/* Stores v (a float, or W lanes for W consecutive elements) at element idx. */
 static void store_elem(kgen *g, LLVMValueRef v, LLVMValueRef base_i8, LLVMValueRef idx) {
     cg *c = &g->c;
+    bool vec = LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMVectorTypeKind;
+    LLVMTypeRef i32 = vec ? c->t_vi32 : c->t_i32;
+    LLVMTypeRef i16 = vec ? LLVMVectorType(c->t_i16, (unsigned)g->W) : c->t_i16;
+    LLVMTypeRef f16 = vec ? LLVMVectorType(c->t_f16, (unsigned)g->W) : c->t_f16;
+#define K32(x) (vec ? cg_splat(c, cg_i32(c, x)) : cg_i32(c, x))
     switch (g->k->dtype) {
     case IR_BF16: {
         /* Round to nearest even; NaN stays a (quiet) NaN. */
-        LLVMValueRef bits = LLVMBuildBitCast(BLD, v, c->t_i32, "");
-        LLVMValueRef lsb = LLVMBuildAnd(BLD, LLVMBuildLShr(BLD, bits, cg_i32(c, 16), ""), cg_i32(c, 1), "");
-        LLVMValueRef r = add(g, add(g, bits, cg_i32(c, 0x7fff)), lsb);
-        LLVMValueRef h = LLVMBuildTrunc(BLD, LLVMBuildLShr(BLD, r, cg_i32(c, 16), ""), c->t_i16, "");
+        LLVMValueRef bits = LLVMBuildBitCast(BLD, v, i32, "");
+        LLVMValueRef lsb = LLVMBuildAnd(BLD, LLVMBuildLShr(BLD, bits, K32(16), ""), K32(1), "");
+        LLVMValueRef r = LLVMBuildAdd(BLD, LLVMBuildAdd(BLD, bits, K32(0x7fff), ""), lsb, "");
+        LLVMValueRef h = LLVMBuildTrunc(BLD, LLVMBuildLShr(BLD, r, K32(16), ""), i16, "");
         LLVMValueRef nan = LLVMBuildFCmp(BLD, LLVMRealUNO, v, v, "");
-        h = sel(g, nan, LLVMConstInt(c->t_i16, 0x7fc0, 0), h);
-        cg_store(c, h, cg_gep(c, c->t_i16, cg_bitcast_ptr(c, base_i8, c->t_pi16), idx), 2);
-        return;
+        LLVMValueRef qnan = LLVMConstInt(c->t_i16, 0x7fc0, 0);
+        h = LLVMBuildSelect(BLD, nan, vec ? cg_splat(c, qnan) : qnan, h, "");
+        LLVMValueRef p = cg_gep(c, c->t_i16, cg_bitcast_ptr(c, base_i8, c->t_pi16), idx);
+        cg_store(c, h, cg_bitcast_ptr(c, p, LLVMPointerType(i16, 0)), 2);
+        break;
     }
     case IR_F16: {
-        LLVMValueRef h = LLVMBuildFPTrunc(BLD, v, c->t_f16, "");
-        cg_store(c, h, cg_gep(c, c->t_f16, cg_bitcast_ptr(c, base_i8, LLVMPointerType(c->t_f16, 0)), idx), 2);
-        return;
+        LLVMValueRef p = cg_gep(c, c->t_f16, cg_bitcast_ptr(c, base_i8, LLVMPointerType(c->t_f16, 0)), idx);
+        cg_store(c, LLVMBuildFPTrunc(BLD, v, f16, ""), cg_bitcast_ptr(c, p, LLVMPointerType(f16, 0)), 2);
+        break;
     }
     default:
-        stf(g, v, fptr(g, cg_bitcast_ptr(c, base_i8, c->t_pf32), idx));
+        cg_store(c, v, cg_bitcast_ptr(c, fptr(g, cg_bitcast_ptr(c, base_i8, c->t_pf32), idx), LLVMPointerType(LLVMTypeOf(v), 0)), 4);
     }
+#undef K32
 }
 
 /* ---------------------------------------------------------------- ABI */
@@ -336,6 +349,7 @@ static void layout(kgen *g) {
     while (g2 < g->G) g2 *= 2;
     g->pack = (!g->rerope && k->phase == IR_DECODE && 2 * g2 <= g->W) ? g->W / g2 : 1;
     g->wide = g->pack == 1;
+    g->vec_rows = g->W > 1 && k->phase != IR_DECODE;
     g->G2 = g2;
     g->direct = g->pack > 1 && !k->v_in_k && g->dq % g->W == 0 && g->dv % g->W == 0;
     g->kt_pack = g->direct ? g->tl.s_keys_narrow / 2 : g->tl.s_keys_narrow;
@@ -656,6 +670,25 @@ static LLVMValueRef shuffle(kgen *g, LLVMValueRef a, LLVMValueRef b, const int *
     return LLVMBuildShuffleVector(BLD, a, b ? b : LLVMGetUndef(LLVMTypeOf(a)), LLVMConstVector(mask, (unsigned)n), "");
 }
 
+/* Transposes a W x W block in registers: v[i] lane j becomes v[j] lane i. Each round
+ * swaps the off-diagonal b x b sub-blocks of every 2b x 2b block (one two-source
+ * shuffle per vector; log2 W rounds). */
+static void transpose_block(kgen *g, LLVMValueRef *v) {
+    int W = g->W;
+    for (int b = W / 2; b >= 1; b /= 2)
+        for (int i = 0; i < W; i++) {
+            if (i & b) continue;
+            int k = i | b, mi[64], mk[64];
+            for (int j = 0; j < W; j++) {
+                mi[j] = j & b ? W + (j ^ b) : j;
+                mk[j] = j & b ? W + j : j ^ b;
+            }
+            LLVMValueRef ni = shuffle(g, v[i], v[k], mi, W), nk = shuffle(g, v[i], v[k], mk, W);
+            v[i] = ni;
+            v[k] = nk;
+        }
+}
+
 /* Rotates the pairs [0, n) of a dense row (element stride 1) a vector at a time, with
  * the operations of rotate_row's scalar form lane by lane (so bitwise the same). Half
  * layout: the x0 and x1 halves are contiguous. Interleaved: a vector holds W/2 pairs;
@@ -728,6 +761,20 @@ static void rotate_row(kgen *g, LLVMValueRef dst, LLVMValueRef st, LLVMValueRef 
 
 /* ---------------------------------------------------------------- staging */
 
+/* W consecutive elements of a tensor from element index idx, as fp32 lanes. */
+static LLVMValueRef load_vec(kgen *g, LLVMValueRef data, LLVMValueRef idx) {
+    cg *c = &g->c;
+    if (g->k->dtype == IR_F32) return cg_vload(c, fptr(g, cg_bitcast_ptr(c, data, c->t_pf32), idx));
+    LLVMTypeRef et = g->k->dtype == IR_BF16 ? c->t_i16 : c->t_f16;
+    LLVMTypeRef vt = LLVMVectorType(et, (unsigned)g->W);
+    LLVMValueRef p = cg_gep(c, et, cg_bitcast_ptr(c, data, LLVMPointerType(et, 0)), idx);
+    LLVMValueRef v = cg_load(c, vt, LLVMBuildBitCast(BLD, p, LLVMPointerType(vt, 0), ""), 2);
+    if (g->k->dtype == IR_BF16)
+        return LLVMBuildBitCast(BLD, LLVMBuildShl(BLD, LLVMBuildZExt(BLD, v, c->t_vi32, ""), cg_splat(c, cg_i32(c, 16)), ""),
+                                c->t_vf, "");
+    return LLVMBuildFPExt(BLD, v, c->t_vf, "");
+}
+
 /* Prefetches (into L2) the n_elems elements s3 apart from element offset `off` of a
  * tensor (a row), one request per 64-byte line of a dense row; prefetches never fault,
  * so no bounds check. */
@@ -770,8 +817,37 @@ static void emit_stage_q(kgen *g) {
     int sq = g->abi.q;
     LLVMValueRef Rp = I(g, g->R_pad);
     LLVMValueRef s3 = stride(g, S, sq, 3);
+    LLVMValueRef qscale = cg_f32(c, g->qscale);
+    LLVMValueRef r_scalar = I(g, 0);
+    int W = g->W;
+    if (g->vec_rows && g->dq % W == 0 && !g->rerope) {
+        /* Whole groups of W rows of dense Q: W x W blocks transposed in registers, a
+         * vector stored per column of Q^T (element by element this took 3-5 % of a seq
+         * 512-1024 prefill); the next group's rows are fetched meanwhile. */
+        r_scalar = sel(g, icmp(g, LLVMIntEQ, s3, I(g, 1)), mul(g, sdiv(g, Rv, I(g, W)), I(g, W)), I(g, 0));
+        LLVMValueRef qb = entry_alloca(g, c->t_i64, W);
+        cg_loop RB;
+        cg_loop_begin(c, &RB, I(g, 0), r_scalar, I(g, W), 0, NULL);
+        /* Row offsets (a rolled loop: this function is not optimised, and W unrolled
+         * copies of the row arithmetic cost more to compile than they save). */
+        cg_loop J;
+        cg_loop_begin(c, &J, I(g, 0), I(g, W), I(g, 1), 0, NULL);
+        LLVMValueRef r = add(g, RB.iv, J.iv);
+        cg_store(c, q_row(g, S, b, h, pos0, r), cg_gep(c, c->t_i64, qb, J.iv), 8);
+        prefetch_row(g, q, q_row(g, S, b, h, pos0, add(g, r, I(g, W))), s3, g->dq);
+        cg_loop_end(c, &J, NULL);
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, W), 0, NULL);
+        LLVMValueRef v[64];
+        for (int j = 0; j < W; j++)
+            v[j] = vfmul(g, load_vec(g, q, add(g, ld64(g, qb, j), D.iv)), cg_splat(c, qscale));
+        transpose_block(g, v);
+        for (int i = 0; i < W; i++) stv(g, v[i], fptr(g, qT, add(g, mul(g, add(g, D.iv, I(g, i)), Rp), RB.iv)));
+        cg_loop_end(c, &D, NULL);
+        cg_loop_end(c, &RB, NULL);
+    }
     cg_loop L;
-    cg_loop_begin(c, &L, I(g, 0), Rv, I(g, 1), 0, NULL);
+    cg_loop_begin(c, &L, r_scalar, Rv, I(g, 1), 0, NULL);
     {
         LLVMValueRef r = L.iv;
         LLVMValueRef col = fptr(g, qT, r), col2 = fptr(g, qT2, r);
@@ -784,17 +860,25 @@ static void emit_stage_q(kgen *g) {
         LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
         cg_loop D;
         cg_loop_begin(c, &D, I(g, 0), I(g, g->dq), I(g, 1), 0, NULL);
-        LLVMValueRef x = vfmul(g, load_elem(g, q, add(g, base, mul(g, D.iv, s3))), cg_f32(c, g->qscale));
+        LLVMValueRef x = vfmul(g, load_elem(g, q, add(g, base, mul(g, D.iv, s3))), qscale);
         stf(g, x, fptr(g, col, mul(g, D.iv, Rp)));
         if (g->rerope) stf(g, x, fptr(g, col2, mul(g, D.iv, Rp)));
         cg_loop_end(c, &D, NULL);
-        if (g->rope) {
+        if (g->rerope) {
             LLVMValueRef tok = add(g, pos, ld64(g, PL, PL_OFF));
             rotate_row(g, col, Rp, row_cos_sin(g, A, PL, b, tok, 0, cs_buf));
-            if (g->rerope) rotate_row(g, col2, Rp, row_cos_sin(g, A, PL, b, tok, 1, cs_buf));
+            rotate_row(g, col2, Rp, row_cos_sin(g, A, PL, b, tok, 1, cs_buf));
         }
     }
     cg_loop_end(c, &L, NULL);
+    if (g->rope && !g->rerope) {
+        /* RoPE on the staged columns, every row. */
+        cg_loop RR;
+        cg_loop_begin(c, &RR, I(g, 0), Rv, I(g, 1), 0, NULL);
+        LLVMValueRef tok = add(g, add(g, pos0, sdiv(g, RR.iv, I(g, g->G))), ld64(g, PL, PL_OFF));
+        rotate_row(g, fptr(g, qT, RR.iv), Rp, row_cos_sin(g, A, PL, b, tok, 0, cs_buf));
+        cg_loop_end(c, &RR, NULL);
+    }
     /* Padding rows: zeros, so their lanes compute finite values that are never stored. */
     LLVMValueRef Rused = imin(g, I(g, g->R_pad), mul(g, cdiv(g, Rv, I(g, g->RPw)), I(g, g->RPw)));
     cg_loop Z;
@@ -809,20 +893,6 @@ static void emit_stage_q(kgen *g) {
     }
     cg_loop_end(c, &Z, NULL);
     LLVMBuildRetVoid(BLD);
-}
-
-/* W consecutive elements of a tensor from element index idx, as fp32 lanes. */
-static LLVMValueRef load_vec(kgen *g, LLVMValueRef data, LLVMValueRef idx) {
-    cg *c = &g->c;
-    if (g->k->dtype == IR_F32) return cg_vload(c, fptr(g, cg_bitcast_ptr(c, data, c->t_pf32), idx));
-    LLVMTypeRef et = g->k->dtype == IR_BF16 ? c->t_i16 : c->t_f16;
-    LLVMTypeRef vt = LLVMVectorType(et, (unsigned)g->W);
-    LLVMValueRef p = cg_gep(c, et, cg_bitcast_ptr(c, data, LLVMPointerType(et, 0)), idx);
-    LLVMValueRef v = cg_load(c, vt, LLVMBuildBitCast(BLD, p, LLVMPointerType(vt, 0), ""), 2);
-    if (g->k->dtype == IR_BF16)
-        return LLVMBuildBitCast(BLD, LLVMBuildShl(BLD, LLVMBuildZExt(BLD, v, c->t_vi32, ""), cg_splat(c, cg_i32(c, 16)), ""),
-                                c->t_vf, "");
-    return LLVMBuildFPExt(BLD, v, c->t_vf, "");
 }
 
 /* dst[0..n) = src[base + d*s3] as fp32: whole vectors when s3 == 1 (the usual dense
@@ -1493,33 +1563,42 @@ static LLVMValueRef ws_bytes_ptr(kgen *g, LLVMValueRef A, LLVMValueRef byte_off)
     return LLVMBuildInBoundsGEP2(BLD, g->c.t_i8, ws, &byte_off, 1, "");
 }
 
-/* Writes the rows of one item: o = O^T / l (0 where nothing was visible) and
- * lse = m ln 2 + ln l (-inf likewise). get_row(r) supplies (m, l) and the O^T base. */
+/* Element offset of the output row of (batch b, position pos, query head head) in slot s. */
+static LLVMValueRef row_base(kgen *g, LLVMValueRef S, int s, LLVMValueRef b, LLVMValueRef pos, LLVMValueRef head) {
+    return add(g, add(g, mul(g, b, stride(g, S, s, 0)), mul(g, pos, stride(g, S, s, 1))), mul(g, head, stride(g, S, s, 2)));
+}
+
+/* lse = m ln 2 + ln l, or -inf where nothing was visible (l = 0); when lse is wanted. */
+static void store_row_lse(kgen *g, LLVMValueRef A, LLVMValueRef S, LLVMValueRef b, LLVMValueRef pos,
+                          LLVMValueRef head, LLVMValueRef m, LLVMValueRef l) {
+    cg *c = &g->c;
+    int sl = g->abi.lse;
+    LLVMValueRef ld = slot_data(g, A, sl);
+    LLVMBasicBlockRef join = cg_if_begin(c, LLVMBuildIsNotNull(BLD, ld, ""));
+    LLVMValueRef md = LLVMBuildFPExt(BLD, m, c->t_f64, ""), lnl = call_f64(g, "llvm.log", LLVMBuildFPExt(BLD, l, c->t_f64, ""));
+    LLVMValueRef lse = LLVMBuildFAdd(BLD, LLVMBuildFMul(BLD, md, cg_f64(c, M_LN2), ""), lnl, "");
+    LLVMValueRef has = LLVMBuildFCmp(BLD, LLVMRealOGT, l, cg_f32(c, 0.0), "");
+    lse = sel(g, has, LLVMBuildFPTrunc(BLD, lse, c->t_f32, ""), cg_f32(c, -INFINITY));
+    stf(g, lse, fptr(g, cg_bitcast_ptr(c, ld, c->t_pf32), row_base(g, S, sl, b, pos, head)));
+    cg_if_end(c, join);
+}
+
+/* Writes one row: o = src[d * src_stride] * inv (inv = 1 / l, or 0 where nothing was
+ * visible), and its lse. */
 static void store_row_output(kgen *g, LLVMValueRef A, LLVMValueRef S, LLVMValueRef b, LLVMValueRef pos,
                              LLVMValueRef head, LLVMValueRef m, LLVMValueRef l, LLVMValueRef src, LLVMValueRef src_stride,
                              LLVMValueRef inv) {
     cg *c = &g->c;
     int so = g->abi.o;
     LLVMValueRef od = slot_data(g, A, so);
-    LLVMValueRef ob = add(g, add(g, mul(g, b, stride(g, S, so, 0)), mul(g, pos, stride(g, S, so, 1))),
-                          mul(g, head, stride(g, S, so, 2)));
+    LLVMValueRef ob = row_base(g, S, so, b, pos, head);
     LLVMValueRef s3 = stride(g, S, so, 3);
     cg_loop D;
     cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, 1), 0, NULL);
     LLVMValueRef v = vfmul(g, ldf(g, fptr(g, src, mul(g, D.iv, src_stride))), inv);
     store_elem(g, v, od, add(g, ob, mul(g, D.iv, s3)));
     cg_loop_end(c, &D, NULL);
-    int sl = g->abi.lse;
-    LLVMValueRef ld = slot_data(g, A, sl);
-    LLVMBasicBlockRef join = cg_if_begin(c, LLVMBuildIsNotNull(BLD, ld, ""));
-    LLVMValueRef lb = add(g, add(g, mul(g, b, stride(g, S, sl, 0)), mul(g, pos, stride(g, S, sl, 1))),
-                          mul(g, head, stride(g, S, sl, 2)));
-    LLVMValueRef md = LLVMBuildFPExt(BLD, m, c->t_f64, ""), lnl = call_f64(g, "llvm.log", LLVMBuildFPExt(BLD, l, c->t_f64, ""));
-    LLVMValueRef lse = LLVMBuildFAdd(BLD, LLVMBuildFMul(BLD, md, cg_f64(c, M_LN2), ""), lnl, "");
-    LLVMValueRef has = LLVMBuildFCmp(BLD, LLVMRealOGT, l, cg_f32(c, 0.0), "");
-    lse = sel(g, has, LLVMBuildFPTrunc(BLD, lse, c->t_f32, ""), cg_f32(c, -INFINITY));
-    stf(g, lse, fptr(g, cg_bitcast_ptr(c, ld, c->t_pf32), lb));
-    cg_if_end(c, join);
+    store_row_lse(g, A, S, b, pos, head, m, l);
 }
 
 static void call_void(kgen *g, LLVMValueRef fn, LLVMValueRef *args, int n) {
@@ -1838,7 +1917,10 @@ static void emit_packed_keys(kgen *g, LLVMValueRef A, LLVMValueRef PL, LLVMValue
 
 /* void store_rows(A, S, b, pos0, h, m, l, O^T, Rv): the item's finished rows of kv head
  * h (row r is query position pos0 + r / g, head h g + r % g). Optimised: it touches
- * rows x d_v elements, and the item driver that calls it is not. */
+ * rows x d_v elements, and the item driver that calls it is not. Rows in whole groups
+ * of W, where output rows are dense, go a W x W block of O^T at a time, transposed in
+ * registers, so each output row is written a vector at a time (scalar, the stores were
+ * most of this function's time, 5-7 % of a seq 512-1024 prefill). */
 static void emit_store_rows(kgen *g) {
     cg *c = &g->c;
     LLVMTypeRef ps[9] = { g->t_pargs, g->t_pi64, c->t_i64, c->t_i64, c->t_i64, c->t_pf32, c->t_pf32, c->t_pf32, c->t_i64 };
@@ -1847,8 +1929,41 @@ static void emit_store_rows(kgen *g) {
     begin_fn(g, g->f_rows);
     LLVMValueRef A = param(g, 0), S = param(g, 1), b = param(g, 2), pos0 = param(g, 3), h = param(g, 4);
     LLVMValueRef m = param(g, 5), l = param(g, 6), oT = param(g, 7), Rv = param(g, 8);
+    int W = g->W, so = g->abi.o;
+    LLVMValueRef r_scalar = I(g, 0);
+    if (g->vec_rows && g->dv % W == 0) {
+        LLVMValueRef dense = icmp(g, LLVMIntEQ, stride(g, S, so, 3), I(g, 1));
+        r_scalar = sel(g, dense, mul(g, sdiv(g, Rv, I(g, W)), I(g, W)), I(g, 0));
+        LLVMValueRef od = slot_data(g, A, so);
+        LLVMValueRef obs = entry_alloca(g, c->t_i64, W), invs = entry_alloca(g, c->t_f32, W);
+        cg_loop RB;
+        cg_loop_begin(c, &RB, I(g, 0), r_scalar, I(g, W), 0, NULL);
+        /* Each row's output offset, 1 / l and lse: a rolled loop (W unrolled copies of
+         * the row arithmetic and the lse's log cost more to compile than they save). */
+        cg_loop J;
+        cg_loop_begin(c, &J, I(g, 0), I(g, W), I(g, 1), 0, NULL);
+        LLVMValueRef r = add(g, RB.iv, J.iv);
+        LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
+        LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));
+        LLVMValueRef lv = ldf(g, fptr(g, l, r));
+        LLVMValueRef has = LLVMBuildFCmp(BLD, LLVMRealOGT, lv, cg_f32(c, 0.0), "");
+        stf(g, sel(g, has, LLVMBuildFDiv(BLD, cg_f32(c, 1.0), lv, ""), cg_f32(c, 0.0)), fptr(g, invs, J.iv));
+        cg_store(c, row_base(g, S, so, b, pos, head), cg_gep(c, c->t_i64, obs, J.iv), 8);
+        store_row_lse(g, A, S, b, pos, head, ldf(g, fptr(g, m, r)), lv);
+        cg_loop_end(c, &J, NULL);
+        cg_loop D;
+        cg_loop_begin(c, &D, I(g, 0), I(g, g->dv), I(g, W), 0, NULL);
+        LLVMValueRef v[64];
+        for (int i = 0; i < W; i++)
+            v[i] = ldv(g, fptr(g, oT, add(g, mul(g, add(g, D.iv, I(g, i)), I(g, g->R_pad)), RB.iv)));
+        transpose_block(g, v);
+        for (int j = 0; j < W; j++)
+            store_elem(g, vfmul(g, v[j], cg_splat(c, ldf(g, fptr(g, invs, I(g, j))))), od, add(g, ld64(g, obs, j), D.iv));
+        cg_loop_end(c, &D, NULL);
+        cg_loop_end(c, &RB, NULL);
+    }
     cg_loop R;
-    cg_loop_begin(c, &R, I(g, 0), Rv, I(g, 1), 0, NULL);
+    cg_loop_begin(c, &R, r_scalar, Rv, I(g, 1), 0, NULL);
     LLVMValueRef r = R.iv;
     LLVMValueRef pos = add(g, pos0, sdiv(g, r, I(g, g->G)));
     LLVMValueRef head = add(g, mul(g, h, I(g, g->G)), srem(g, r, I(g, g->G)));

@@ -322,6 +322,38 @@ static void test_dtypes_and_outputs(void) {
     spec_free(&sf);
 }
 
+/* bf16 outputs are the fp32 result rounded to nearest (even): within half a bf16 ulp of
+ * the interpreter's value, plus the fp32 kernel's own error. Truncating instead puts about
+ * half the elements beyond that. Rows of 1 to 150 positions: whole vector groups of rows
+ * (written a vector at a time) and the scalar tail. */
+static void test_bf16_rounding(void) {
+    spec_file sf;
+    if (!spec_load(&sf, NULL, "kernel t { heads q = 4, kv = 2\n dims 32\n dtype bf16\n mask causal }")) return;
+    static const int64_t sq[] = { 1, 13, 150 };
+    char err[512];
+    for (int i = 0; i < N(sq); i++) {
+        launch_case lc;
+        case_make(&lc, sf.m->kernels[0], 1, sq[i], sq[i]);
+        CHECK(case_run_ref(&lc));
+        CHECK(cpu_run(sf.m->kernels[0], 1, sq[i], sq[i], lc.t, lc.n, err, sizeof err));
+        const attnc_tensor *o = &lc.t[lc.o], *ro = &lc.ref[lc.o];
+        int64_t n = tensor_count(o), beyond = 0;
+        double worst = 0;
+        for (int64_t e = 0; e < n; e++) {
+            double r = tensor_load(ro, e), x = tensor_load(o, e);
+            double half_ulp = r == 0 ? 0 : ldexp(1.0, ilogb(r) - 8);
+            double over = fabs(x - r) - half_ulp - 1e-6 * fabs(r) - 1e-7;
+            if (over > 0) beyond++;
+            if (over > worst) worst = over;
+        }
+        n_cases++;
+        CHECK_MSG(beyond == 0, "bf16 rounding, seq %lld: %lld of %lld outputs beyond half an ulp (worst by %.3g)",
+                  (long long)sq[i], (long long)beyond, (long long)n, worst);
+        case_free(&lc);
+    }
+    spec_free(&sf);
+}
+
 /* The generator at another vector width: 4-lane SSE code without FMA (runs on any x86-64
  * host), on kernels that use every skeleton variant (wide, narrow, packed panels). */
 static void test_sse_target(void) {
@@ -415,6 +447,7 @@ int main(void) {
     test_rope();
     test_expressions();
     test_dtypes_and_outputs();
+    test_bf16_rounding();
     test_validation();
     test_sse_target();
     printf("%d cases\n", n_cases);
