@@ -112,6 +112,25 @@ void cg_store(cg *c, LLVMValueRef v, LLVMValueRef ptr, unsigned align) {
     LLVMSetAlignment(s, align);
 }
 
+void cg_transpose(cg *c, LLVMValueRef *rows) {
+    int W = c->W;
+    /* Stage d swaps bit d of the row index with bit d of the lane. */
+    for (int d = 1; d < W; d <<= 1) {
+        LLVMValueRef lo[64], hi[64];
+        for (int j = 0; j < W; j++) {
+            lo[j] = cg_i32(c, (j & d) ? W + j - d : j);
+            hi[j] = cg_i32(c, (j & d) ? W + j : j + d);
+        }
+        LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)W), mhi = LLVMConstVector(hi, (unsigned)W);
+        for (int r = 0; r < W; r++) {
+            if (r & d) continue;
+            LLVMValueRef x = rows[r], y = rows[r + d];
+            rows[r] = LLVMBuildShuffleVector(c->b, x, y, mlo, "");
+            rows[r + d] = LLVMBuildShuffleVector(c->b, x, y, mhi, "");
+        }
+    }
+}
+
 LLVMValueRef cg_bitcast_ptr(cg *c, LLVMValueRef p, LLVMTypeRef ptr_type) {
     return LLVMTypeOf(p) == ptr_type ? p : LLVMBuildBitCast(c->b, p, ptr_type, "");
 }

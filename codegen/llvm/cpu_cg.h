@@ -55,6 +55,9 @@ void cg_store(cg *c, LLVMValueRef v, LLVMValueRef ptr, unsigned align);
 /* W floats at ptr (a float*), 4-byte alignment (the allocator's alignment is not promised). */
 LLVMValueRef cg_vload(cg *c, LLVMValueRef fptr);
 void cg_vstore(cg *c, LLVMValueRef v, LLVMValueRef fptr);
+/* W vectors transposed in place (rows[j] lane i <- rows[i] lane j): log2 W rounds of
+ * two-source shuffles. */
+void cg_transpose(cg *c, LLVMValueRef *rows);
 LLVMValueRef cg_bitcast_ptr(cg *c, LLVMValueRef p, LLVMTypeRef ptr_type);
 
 /* Intrinsics by name with their overload types. */

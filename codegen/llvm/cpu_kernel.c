@@ -206,21 +206,21 @@ static LLVMValueRef load_elem(kgen *g, LLVMValueRef base_i8, LLVMValueRef idx) {
 /* Stores v (a float, or W lanes for W consecutive elements) at element idx. */
 static void store_elem(kgen *g, LLVMValueRef v, LLVMValueRef base_i8, LLVMValueRef idx) {
     cg *c = &g->c;
-    bool vec = LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMVectorTypeKind;
+    bool vec = cg_is_vec(v);
     LLVMTypeRef i32 = vec ? c->t_vi32 : c->t_i32;
     LLVMTypeRef i16 = vec ? LLVMVectorType(c->t_i16, (unsigned)g->W) : c->t_i16;
     LLVMTypeRef f16 = vec ? LLVMVectorType(c->t_f16, (unsigned)g->W) : c->t_f16;
-#define K32(x) (vec ? cg_splat(c, cg_i32(c, x)) : cg_i32(c, x))
     switch (g->k->dtype) {
     case IR_BF16: {
         /* Round to nearest even; NaN stays a (quiet) NaN. */
         LLVMValueRef bits = LLVMBuildBitCast(BLD, v, i32, "");
-        LLVMValueRef lsb = LLVMBuildAnd(BLD, LLVMBuildLShr(BLD, bits, K32(16), ""), K32(1), "");
-        LLVMValueRef r = LLVMBuildAdd(BLD, LLVMBuildAdd(BLD, bits, K32(0x7fff), ""), lsb, "");
-        LLVMValueRef h = LLVMBuildTrunc(BLD, LLVMBuildLShr(BLD, r, K32(16), ""), i16, "");
+        LLVMValueRef k16 = cg_like(c, bits, cg_i32(c, 16));
+        LLVMValueRef lsb = LLVMBuildAnd(BLD, LLVMBuildLShr(BLD, bits, k16, ""), cg_like(c, bits, cg_i32(c, 1)), "");
+        LLVMValueRef r = LLVMBuildAdd(BLD, LLVMBuildAdd(BLD, bits, cg_like(c, bits, cg_i32(c, 0x7fff)), ""), lsb, "");
+        LLVMValueRef h = LLVMBuildTrunc(BLD, LLVMBuildLShr(BLD, r, k16, ""), i16, "");
         LLVMValueRef nan = LLVMBuildFCmp(BLD, LLVMRealUNO, v, v, "");
         LLVMValueRef qnan = LLVMConstInt(c->t_i16, 0x7fc0, 0);
-        h = LLVMBuildSelect(BLD, nan, vec ? cg_splat(c, qnan) : qnan, h, "");
+        h = LLVMBuildSelect(BLD, nan, cg_like(c, h, qnan), h, "");
         LLVMValueRef p = cg_gep(c, c->t_i16, cg_bitcast_ptr(c, base_i8, c->t_pi16), idx);
         cg_store(c, h, cg_bitcast_ptr(c, p, LLVMPointerType(i16, 0)), 2);
         break;
@@ -233,7 +233,6 @@ static void store_elem(kgen *g, LLVMValueRef v, LLVMValueRef base_i8, LLVMValueR
     default:
         cg_store(c, v, cg_bitcast_ptr(c, fptr(g, cg_bitcast_ptr(c, base_i8, c->t_pf32), idx), LLVMPointerType(LLVMTypeOf(v), 0)), 4);
     }
-#undef K32
 }
 
 /* ---------------------------------------------------------------- ABI */
@@ -670,25 +669,6 @@ static LLVMValueRef shuffle(kgen *g, LLVMValueRef a, LLVMValueRef b, const int *
     return LLVMBuildShuffleVector(BLD, a, b ? b : LLVMGetUndef(LLVMTypeOf(a)), LLVMConstVector(mask, (unsigned)n), "");
 }
 
-/* Transposes a W x W block in registers: v[i] lane j becomes v[j] lane i. Each round
- * swaps the off-diagonal b x b sub-blocks of every 2b x 2b block (one two-source
- * shuffle per vector; log2 W rounds). */
-static void transpose_block(kgen *g, LLVMValueRef *v) {
-    int W = g->W;
-    for (int b = W / 2; b >= 1; b /= 2)
-        for (int i = 0; i < W; i++) {
-            if (i & b) continue;
-            int k = i | b, mi[64], mk[64];
-            for (int j = 0; j < W; j++) {
-                mi[j] = j & b ? W + (j ^ b) : j;
-                mk[j] = j & b ? W + j : j ^ b;
-            }
-            LLVMValueRef ni = shuffle(g, v[i], v[k], mi, W), nk = shuffle(g, v[i], v[k], mk, W);
-            v[i] = ni;
-            v[k] = nk;
-        }
-}
-
 /* Rotates the pairs [0, n) of a dense row (element stride 1) a vector at a time, with
  * the operations of rotate_row's scalar form lane by lane (so bitwise the same). Half
  * layout: the x0 and x1 halves are contiguous. Interleaved: a vector holds W/2 pairs;
@@ -841,7 +821,7 @@ static void emit_stage_q(kgen *g) {
         LLVMValueRef v[64];
         for (int j = 0; j < W; j++)
             v[j] = vfmul(g, load_vec(g, q, add(g, ld64(g, qb, j), D.iv)), cg_splat(c, qscale));
-        transpose_block(g, v);
+        cg_transpose(c, v);
         for (int i = 0; i < W; i++) stv(g, v[i], fptr(g, qT, add(g, mul(g, add(g, D.iv, I(g, i)), Rp), RB.iv)));
         cg_loop_end(c, &D, NULL);
         cg_loop_end(c, &RB, NULL);
@@ -1956,7 +1936,7 @@ static void emit_store_rows(kgen *g) {
         LLVMValueRef v[64];
         for (int i = 0; i < W; i++)
             v[i] = ldv(g, fptr(g, oT, add(g, mul(g, add(g, D.iv, I(g, i)), I(g, g->R_pad)), RB.iv)));
-        transpose_block(g, v);
+        cg_transpose(c, v);
         for (int j = 0; j < W; j++)
             store_elem(g, vfmul(g, v[j], cg_splat(c, ldf(g, fptr(g, invs, I(g, j))))), od, add(g, ld64(g, obs, j), D.iv));
         cg_loop_end(c, &D, NULL);

@@ -186,7 +186,7 @@ static void stage_scalar(rgen *g, const ritem *it, LLVMValueRef c0, LLVMValueRef
         load_qk(g, it, c0, L, tl, AV.iv, &rows[j], &kv);
         cg_vstore(c, kv, rfp(g, Kr, radd(g, rmul(g, tl, rI(g, Np)), AV.iv)));
     }
-    rg_transpose(g, rows);
+    cg_transpose(&g->c, rows);
     for (int j = 0; j < W; j++)
         cg_vstore(c, rows[j], rfp(g, QT, radd(g, rmul(g, radd(g, AV.iv, rI(g, j)), rI(g, Cp)), TB.iv)));
     cg_loop_end(c, &AV, NULL);
@@ -305,7 +305,7 @@ static void scaled_transpose(rgen *g, LLVMValueRef src, LLVMValueRef Ar, LLVMVal
         LLVMValueRef d = rfsub(g, ld_vd(g, dgep(g, Ar, off)), r);
         rows[j] = rfmul(g, cg_vload(c, rfp(g, src, off)), rg_exp2(g, to_vf(g, d)));
     }
-    rg_transpose(g, rows);
+    cg_transpose(&g->c, rows);
     for (int j = 0; j < W; j++)
         cg_vstore(c, rows[j], rfp(g, dstT, radd(g, rmul(g, radd(g, AV.iv, rI(g, j)), rI(g, Cp)), TB.iv)));
     cg_loop_end(c, &AV, NULL);

@@ -120,8 +120,6 @@ LLVMValueRef rg_exp2(rgen *g, LLVMValueRef x);
 LLVMValueRef rg_exp2_wide(rgen *g, LLVMValueRef x);
 /* Horizontal sum of a vector. */
 LLVMValueRef rg_hsum(rgen *g, LLVMValueRef v);
-/* W vectors transposed in place (rows[j] lane i <- rows[i] lane j). */
-void rg_transpose(rgen *g, LLVMValueRef *rows);
 /* n floats of zeros at p (n a multiple of W). */
 void rg_zero(rgen *g, LLVMValueRef p, int64_t n);
 /* if/else producing one value: rg_ifv_begin branches; after the then-part call

@@ -380,26 +380,6 @@ LLVMValueRef rg_hsum(rgen *g, LLVMValueRef v) {
     return LLVMBuildExtractElement(RB(g), v, cg_i32(c, 0), "");
 }
 
-void rg_transpose(rgen *g, LLVMValueRef *rows) {
-    cg *c = &g->c;
-    int W = g->W;
-    /* log2(W) stages; stage d swaps bit d of the row index with bit d of the lane. */
-    for (int d = 1; d < W; d <<= 1) {
-        LLVMValueRef lo[64], hi[64];
-        for (int j = 0; j < W; j++) {
-            lo[j] = cg_i32(c, (j & d) ? W + j - d : j);
-            hi[j] = cg_i32(c, (j & d) ? W + j : j + d);
-        }
-        LLVMValueRef mlo = LLVMConstVector(lo, (unsigned)W), mhi = LLVMConstVector(hi, (unsigned)W);
-        for (int r = 0; r < W; r++) {
-            if (r & d) continue;
-            LLVMValueRef x = rows[r], y = rows[r + d];
-            rows[r] = LLVMBuildShuffleVector(RB(g), x, y, mlo, "");
-            rows[r + d] = LLVMBuildShuffleVector(RB(g), x, y, mhi, "");
-        }
-    }
-}
-
 void rg_zero(rgen *g, LLVMValueRef p, int64_t n) {
     cg_loop L;
     cg_loop_begin(&g->c, &L, rI(g, 0), rI(g, n), rI(g, g->W), 0, NULL);
